@@ -1,0 +1,3 @@
+from emofuse.cli import main
+
+main()
