@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +26,7 @@ data_app = typer.Typer(help="Get, inspect and check datasets.", no_args_is_help=
 app.add_typer(data_app, name="data")
 
 
-class DatasetName(str, Enum):
+class DatasetName(StrEnum):
     ravdess = "ravdess"
     fer2013 = "fer2013"
     folder = "folder"
@@ -34,15 +34,23 @@ class DatasetName(str, Enum):
     custom = "custom"
 
 
-class DownloadName(str, Enum):
+class DownloadName(StrEnum):
     ravdess = "ravdess"
     fer2013 = "fer2013"
 
 
 def _err(message: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
+
+
+def _console() -> Any:
+    """Console for stdout; soft-wrapped so long file paths stay on one line (greppable, copyable)."""
+    from rich.console import Console
+
+    return Console(soft_wrap=True, highlight=False)
 
 
 def _print_json(obj: Any) -> None:
@@ -100,10 +108,9 @@ def data_summary(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     console.print(f"[bold]{summary['dataset']}[/] at {summary['path']} ({summary['modality']}): "
                   f"{summary['clips']} samples, {summary['speakers']} speakers")
     table = Table(title="labels")
@@ -143,9 +150,7 @@ def data_verify(
     if as_json:
         _print_json(report.to_dict())
     else:
-        from rich.console import Console
-
-        console = Console()
+        console = _console()
         console.print(f"{report.files} files, {report.decoded} decoded cleanly, "
                       f"{report.checksums_checked} checksums checked")
         for bad in report.bad:
@@ -194,9 +199,7 @@ def data_download(
         root = _run(fetch_ravdess, to, parts=parts, source=source, archives=archives,
                     keep_archive=keep_archive, progress=not quiet)
     dataset = _run(load_dataset, name.value, root, skip_bad=True, progress=not quiet)
-    from rich.console import Console
-
-    console = Console()
+    console = _console()
     console.print(f"[green]{name.value}[/] ready at {root}: {len(dataset)} samples, "
                   f"{len(dataset.speakers())} speakers, labels {dataset.label_counts()}", highlight=False)
     if dataset.bad_files:
@@ -207,7 +210,6 @@ def data_download(
 @data_app.command("protocols")
 def data_protocols() -> None:
     """List the evaluation protocols."""
-    from rich.console import Console
     from rich.table import Table
 
     from emofuse.data.protocols import PROTOCOLS
@@ -218,7 +220,7 @@ def data_protocols() -> None:
     for p in PROTOCOLS.values():
         si = "yes" if p.speaker_independent else ("NO (leaky)" if p.leaky else "n/a")
         table.add_row(p.name, p.dataset, si, p.description)
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command("demo")

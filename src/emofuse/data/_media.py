@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emofuse.errors import DataError
 
@@ -85,7 +85,7 @@ def _probe_with_av(path: Path) -> AudioInfo | None:
         return None
     try:
         with av.open(str(path)) as container:
-            stream = next((s for s in container.streams if s.type == "audio"), None)
+            stream: Any = next((s for s in container.streams if s.type == "audio"), None)
             if stream is None:
                 return None
             rate = int(stream.codec_context.sample_rate or 0)
@@ -127,7 +127,7 @@ def _decode_with_av(path: Path) -> tuple[np.ndarray, int] | None:
         return None
     try:
         with av.open(str(path)) as container:
-            stream = next(s for s in container.streams if s.type == "audio")
+            stream: Any = next(s for s in container.streams if s.type == "audio")
             chunks = [frame.to_ndarray() for frame in container.decode(stream)]
             rate = int(stream.codec_context.sample_rate)
     except Exception:

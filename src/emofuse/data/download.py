@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import socket
 import tarfile
 import tempfile
 import urllib.error
@@ -169,7 +168,7 @@ def download(archive: Archive, dest_dir: str | Path, *, progress: bool = True, r
             break
         except urllib.error.HTTPError as exc:
             raise DownloadError(f"{archive.url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
             last_error = exc  # keep the partial file and resume from where it stopped
     if last_error is not None:
         raise DownloadError(f"{archive.url}: download failed after {retries + 1} attempts ({last_error}); "

@@ -62,7 +62,7 @@ def load_fer2013(path: str | Path, *, skip_bad: bool = False, check_images: bool
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - returned to the caller's with
+    return open(path, encoding="utf-8", newline="")
 
 
 def _load_csv(path: Path, *, skip_bad: bool, progress: bool) -> Dataset:

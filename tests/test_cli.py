@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from emofuse.cli import app
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = "import sys, emofuse.cli; heavy = {'numpy', 'torch', 'sklearn', 'soundfile', 'PIL'} & set(sys.modules); print(sorted(heavy))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+    result = subprocess.run([sys.executable, "-m", "emofuse", "--help"], capture_output=True, text=True, check=True)
+    assert "data" in result.stdout and "demo" in result.stdout
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("emofuse ")
+
+
+def test_summary_json(ravdess_dir):
+    result = runner.invoke(app, ["data", "summary", "ravdess", str(ravdess_dir), "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["clips"] == 360 and summary["speakers"] == 24
+    assert summary["labels"]["neutral"] == 24 and summary["splits"] == {}
+    assert summary["duplicates"]["groups"] == 0 and summary["unreadable"] == []
+
+
+def test_summary_table_for_fer2013(fer_csv):
+    result = runner.invoke(app, ["data", "summary", "fer2013", str(fer_csv), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "Training 42" in result.stdout and "PrivateTest 14" in result.stdout
+
+
+def test_bad_file_is_one_clear_line_and_skip_bad_lists_it(ravdess_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "r"
+    shutil.copytree(ravdess_dir / "Actor_02", root / "Actor_02")
+    bad = root / "Actor_02" / "03-01-01-01-01-01-02.wav"
+    bad.write_text("hello")
+    result = runner.invoke(app, ["data", "summary", "ravdess", str(root), "-q"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert str(bad) in result.stderr and "not audio" in result.stderr
+    result = runner.invoke(app, ["data", "summary", "ravdess", str(root), "--skip-bad", "--json", "-q"])
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert summary["clips"] == 14
+    assert summary["unreadable"] == [{"path": str(bad), "problem": "not audio: the file holds text"}]
+
+
+def test_verify_exit_codes(ravdess_dir, tmp_path):
+    import shutil
+
+    result = runner.invoke(app, ["data", "verify", "ravdess", str(ravdess_dir), "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["decoded"] == 360
+    root = tmp_path / "r"
+    shutil.copytree(ravdess_dir / "Actor_03", root / "Actor_03")
+    victim = root / "Actor_03" / "03-01-05-02-01-01-03.wav"
+    victim.write_bytes(victim.read_bytes()[:200])
+    result = runner.invoke(app, ["data", "verify", "ravdess", str(root), "-q"])
+    assert result.exit_code == 1
+    assert "03-01-05-02-01-01-03.wav" in result.stdout and "1 problem" in result.stdout
+
+
+def test_unknown_dataset_name_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["data", "summary", "imagenet", str(tmp_path)])
+    assert result.exit_code == 2
+
+
+def test_protocols_listing():
+    result = runner.invoke(app, ["data", "protocols"])
+    assert result.exit_code == 0
+    assert "ravdess-6fold" in result.stdout and "leaky" in result.stdout
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = runner.invoke(app, ["demo", "--keep", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "fold6" in result.stdout and "UA" in result.stdout
+    assert (tmp_path / "ravdess" / "Actor_24").is_dir() and (tmp_path / "fer2013.csv").is_file()
