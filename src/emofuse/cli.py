@@ -186,6 +186,9 @@ def data_download(
     else:
         parts = tuple(part or ["speech"])
         archives = None
+        if url is None and (md5 or sha256):
+            _err("--md5/--sha256 check the file at --url; without --url the official checksums are used")
+            raise typer.Exit(2)
         if url is not None:
             if md5 is None and sha256 is None:
                 _err("--url needs --md5 or --sha256: a download is only accepted when its checksum matches")

@@ -6,7 +6,6 @@ import hashlib
 import re
 import threading
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -371,9 +370,6 @@ def test_extract_zip_with_bad_crc_is_a_data_error(tmp_path):
     assert list(target.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, raises=zlib.error,
-                   reason="bug: extract() lets zlib.error escape for a damaged deflate stream; "
-                          "it should be a DataError (add zlib.error to the except tuple)")
 def test_extract_zip_with_damaged_deflate_stream_is_a_data_error(tmp_path):
     damaged = tmp_path / "damaged.zip"
     payload = bytes(range(256)) * 64

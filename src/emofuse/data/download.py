@@ -18,6 +18,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,8 +211,8 @@ def extract(archive_path: str | Path, dest_dir: str | Path) -> list[Path]:
                 with tarfile.open(archive_path) as handle:
                     handle.extractall(staging, filter="data")
             else:
-                raise DataError(archive_path, "not a zip or tar archive")
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+                raise DataError(archive_path, "not a zip or tar archive (or truncated: its index is missing)")
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             raise DataError(archive_path, f"archive is corrupt or truncated ({exc})") from None
         return _move_tree(staging, dest_dir)
 
