@@ -109,35 +109,16 @@ def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
     info = probe_audio(path)
     try:
         y, sr = sf.read(path, dtype="float32", always_2d=True)
-    except sf.LibsndfileError as exc:
-        decoded = _decode_with_av(path)
-        if decoded is None:
-            raise DataError(path, f"audio does not decode: {exc.error_string.strip() or exc}") from None
-        return decoded
+    except sf.LibsndfileError:
+        # Formats libsndfile cannot read (m4a, webm, video): the feature layer's PyAV decoder
+        # checks them to the end the same way, at the file's own rate.
+        from emofuse.features.audio import load_audio
+
+        y = load_audio(path, sample_rate_hz=info.sample_rate_hz, max_seconds=None)
+        return y[:, None], info.sample_rate_hz
     if y.shape[0] < info.frames:
         raise DataError(path, f"truncated audio: decoded {y.shape[0]} of {info.frames} samples")
     return y, int(sr)
-
-
-def _decode_with_av(path: Path) -> tuple[np.ndarray, int] | None:
-    try:
-        import av
-        import numpy as np
-    except ImportError:
-        return None
-    try:
-        with av.open(str(path)) as container:
-            stream: Any = next(s for s in container.streams if s.type == "audio")
-            chunks = [frame.to_ndarray() for frame in container.decode(stream)]
-            rate = int(stream.codec_context.sample_rate)
-    except Exception:
-        return None
-    if not chunks:
-        return None
-    # PyAV gives (channels, samples) planar or (1, samples*channels) packed; keep it simple and
-    # report channels-last like soundfile.
-    y = np.concatenate([c if c.ndim == 2 else c[None, :] for c in chunks], axis=1).T
-    return y.astype(np.float32, copy=False), rate
 
 
 def probe_image(path: str | Path) -> tuple[int, int]:

@@ -1,0 +1,1 @@
+"""Pure feature functions: audio (and, later, face and text)."""

@@ -1,0 +1,587 @@
+"""Audio features for the voice models: decoding, resampling, spectrograms, MFCCs, statistics.
+
+Pure functions on numpy arrays with keyword-only parameters, in librosa's conventions: ``y`` is a
+mono waveform ``(samples,)`` and ``sr`` its sample rate in Hz. The spectral features reproduce
+librosa's numbers (the tests compare them) without importing librosa: its first call spends ~20 s
+compiling with numba and ``import librosa.filters`` alone costs ~1 s. For the same reason this
+module imports only numpy at the top and does not use scipy (``import scipy.fft`` costs ~0.3 s,
+``import scipy.signal`` ~1.2 s): the DCT is a cached matrix and the Savitzky-Golay deltas a cached
+filter. soundfile, soxr and PyAV are imported by the functions that decode or resample.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from emofuse.errors import DataError
+
+SAMPLE_RATE_HZ = 16_000
+"""The rate every voice model is trained at."""
+
+MAX_SECONDS_DEFAULT = 600.0
+"""Longest file :func:`load_audio` decodes in one piece; longer ones must be chunked by the caller."""
+
+# trim_silence measures loudness on the usual speech analysis frame: 25 ms every 10 ms.
+_TRIM_FRAME_SECONDS = 0.025
+_TRIM_HOP_SECONDS = 0.010
+
+# log_mel adds this before the log so that silent bins stay finite (log(1e-6) ~ -13.8).
+_LOG_MEL_OFFSET = 1e-6
+# librosa.power_to_db defaults, which librosa.feature.mfcc uses: floor at 1e-10 (-100 dB), then
+# nothing more than 80 dB below the loudest bin of the clip.
+_DB_FLOOR_POWER = 1e-10
+_DB_DYNAMIC_RANGE = 80.0
+
+# Frames per block when computing a spectrogram, so a 10-minute file does not build a
+# (frames, n_fft) float64 temporary of hundreds of MB in one go.
+_STFT_BLOCK_FRAMES = 4096
+
+# libsndfile's header dump says "(should be N)" when a RIFF/data chunk claims more bytes than the
+# file holds: a WAV cut off mid-download. libsndfile itself then quietly reads what is there.
+_TRUNCATED_WAV = re.compile(r"(data|RIFF)\s*:\s*\d+\s*\(should be \d+\)")
+
+# A container (m4a, webm) whose decoded audio is this much shorter than its header says was cut off.
+_TRUNCATED_FRACTION = 0.9
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def load_audio(
+    path: str | Path,
+    *,
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+    trim: bool = False,
+    top_db: float = 40.0,
+    max_seconds: float | None = MAX_SECONDS_DEFAULT,
+) -> np.ndarray:
+    """Decode any audio file -> mono float32 ``(samples,)`` at ``sample_rate_hz``.
+
+    soundfile (libsndfile) reads wav, flac, ogg and mp3; a file it cannot open (m4a, webm, the audio
+    track of an mp4 video) is decoded with PyAV. Channels are averaged, the rate is converted with
+    soxr, and with ``trim`` the leading and trailing audio quieter than ``top_db`` below the loudest
+    frame is dropped (see :func:`trim_silence`).
+
+    Raises :class:`~emofuse.errors.DataError` naming the file when it is missing, empty, not audio,
+    truncated or corrupt, has no audio stream or no samples, holds NaN or infinite samples, or
+    lasts longer than ``max_seconds`` (``None``: no limit; cut long audio with :func:`chunk`).
+    A silent file is not an error: it loads as zeros.
+    """
+    path = Path(path)
+    _check_nonempty_file(path)
+    try:
+        y, file_rate_hz = _read_with_soundfile(path, max_seconds=max_seconds)  # (frames, channels)
+    except _NotForSoundfile as exc:
+        y, file_rate_hz = _read_with_av(path, max_seconds=max_seconds, soundfile_problem=str(exc))
+    if y.shape[0] == 0:
+        raise DataError(path, "zero-length audio: the file holds no samples")
+    if not np.isfinite(y).all():
+        raise DataError(path, "non-finite samples (NaN or infinity) in the audio")
+    mono = resample(_mix_to_mono(y), orig_hz=file_rate_hz, target_hz=sample_rate_hz)
+    if mono.shape[0] == 0:
+        raise DataError(path, f"audio too short: {y.shape[0]} samples at {file_rate_hz} Hz")
+    if trim:
+        mono = trim_silence(mono, sr=sample_rate_hz, top_db=top_db)
+    return mono
+
+
+class _NotForSoundfile(Exception):
+    """libsndfile does not open this file; PyAV may (m4a, webm, mp4, ...)."""
+
+
+def _read_with_soundfile(path: Path, *, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """``(y, rate_hz)``, ``y`` float32 ``(frames, channels)``; :class:`_NotForSoundfile` if it won't open."""
+    import soundfile as sf
+
+    try:
+        handle = sf.SoundFile(path)
+    except (RuntimeError, TypeError) as exc:  # LibsndfileError is a RuntimeError
+        problem = exc.error_string.strip() if isinstance(exc, sf.LibsndfileError) else str(exc)
+        raise _NotForSoundfile(problem.rstrip(".") or "format not recognised") from None
+    with handle:
+        rate_hz, header_frames = int(handle.samplerate), int(handle.frames)
+        if _TRUNCATED_WAV.search(handle.extra_info):
+            raise DataError(path, "truncated audio: the header promises more samples than the file holds")
+        _check_duration(path, header_frames / rate_hz, max_seconds=max_seconds)
+        try:
+            y = handle.read(dtype="float32", always_2d=True)
+        except sf.LibsndfileError as exc:
+            raise DataError(path, f"audio does not decode: {exc.error_string.strip() or exc}") from None
+    if y.shape[0] < header_frames:
+        raise DataError(path, f"truncated audio: decoded {y.shape[0]} of {header_frames} samples")
+    return y, rate_hz
+
+
+def _read_with_av(path: Path, *, max_seconds: float | None, soundfile_problem: str) -> tuple[np.ndarray, int]:
+    """``(y, rate_hz)`` with ``y`` float32 ``(frames, channels)``, decoded by FFmpeg through PyAV."""
+    if _looks_like_text(path):
+        raise DataError(path, "not audio: the file holds text")
+    try:
+        import av
+    except ImportError:
+        raise DataError(
+            path,
+            f"not readable as audio (libsndfile: {soundfile_problem}); "
+            "PyAV, which reads m4a/webm/mp4, is not installed",
+        ) from None
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise DataError(
+            path, f"not readable as audio (libsndfile: {soundfile_problem}; FFmpeg: {_av_reason(exc)})"
+        ) from None
+    with container:
+        if not container.streams.audio:
+            raise DataError(path, "no audio stream in the file")
+        stream = container.streams.audio[0]
+        header_seconds = (
+            float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+        )
+        if header_seconds is None and container.duration and not container.streams.video:
+            # webm keeps the duration on the container; with a video track that could be the video's.
+            header_seconds = container.duration / av.time_base
+        if header_seconds is not None:
+            _check_duration(path, header_seconds, max_seconds=max_seconds)
+
+        # Decoders hand out int16, float, packed or planar samples; converting every frame to
+        # planar float ("fltp": (channels, samples), in [-1, 1]) gives one layout to stack.
+        to_planar_float = av.AudioResampler(format="fltp")
+        blocks: list[np.ndarray] = []  # each (channels, samples)
+        rate_hz = int(stream.codec_context.sample_rate or 0)
+        decoded_frames = 0
+        try:
+            for frame in container.decode(stream):
+                for converted in to_planar_float.resample(frame):
+                    blocks.append(converted.to_ndarray())
+                    decoded_frames += converted.samples
+                    rate_hz = converted.sample_rate
+                # Without a duration in the header the limit can only be enforced while decoding.
+                if max_seconds is not None and rate_hz and decoded_frames > max_seconds * rate_hz:
+                    raise DataError(
+                        path,
+                        f"audio is longer than {max_seconds:g} s (stopped decoding at "
+                        f"{decoded_frames / rate_hz:.1f} s); longer files must be chunked by the caller: "
+                        "load with max_seconds=None and use chunk()",
+                    )
+            for converted in to_planar_float.resample(None):
+                blocks.append(converted.to_ndarray())
+                decoded_frames += converted.samples
+        except av.FFmpegError as exc:
+            raise DataError(path, f"audio does not decode: {_av_reason(exc)}") from None
+    if not blocks or decoded_frames == 0:
+        raise DataError(path, "zero-length audio: the audio stream holds no samples")
+    if header_seconds and decoded_frames / rate_hz < _TRUNCATED_FRACTION * header_seconds:
+        raise DataError(
+            path,
+            f"truncated audio: decoded {decoded_frames / rate_hz:.2f} s "
+            f"of the {header_seconds:.2f} s the header promises",
+        )
+    y = np.concatenate(blocks, axis=1).T  # (frames, channels), like soundfile
+    return np.ascontiguousarray(y, dtype=np.float32), rate_hz
+
+
+def _av_reason(exc: Exception) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _check_nonempty_file(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    if not path.is_file():
+        raise DataError(path, "not a file")
+    if size == 0:
+        raise DataError(path, "empty file (0 bytes)")
+
+
+def _looks_like_text(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(head) and all(byte >= 32 or byte in (9, 10, 13) for byte in head)
+
+
+def _check_duration(path: Path, seconds: float, *, max_seconds: float | None) -> None:
+    if max_seconds is not None and seconds > max_seconds:
+        raise DataError(
+            path,
+            f"audio is {seconds:.1f} s long, over the {max_seconds:g} s limit; longer files must be "
+            "chunked by the caller: load with max_seconds=None and use chunk()",
+        )
+
+
+def _mix_to_mono(y: np.ndarray) -> np.ndarray:
+    """``(frames, channels)`` -> ``(frames,)`` by averaging the channels."""
+    if y.shape[1] == 1:
+        return y[:, 0]
+    return y.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def prepare_waveform(y: npt.ArrayLike, *, sr: int, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """The conversion :func:`load_audio` does, for audio already in memory -> mono float32 ``(samples,)``.
+
+    ``y`` is ``(samples,)`` or channels-last ``(samples, channels)`` as soundfile returns it, at
+    ``sr`` Hz. Channels are averaged and the rate converted to ``sample_rate_hz``. Integer PCM is
+    scaled to [-1, 1] as soundfile does (int16 / 32768; unsigned types are centred first). The
+    result is always a new array.
+
+    Raises ValueError for an empty array, NaN or infinite samples, or an array that looks
+    channels-first (more channels than samples).
+    """
+    y = np.asarray(y)
+    if y.ndim not in (1, 2):
+        raise ValueError(f"expected (samples,) or (samples, channels), got shape {y.shape}")
+    if y.size == 0:
+        raise ValueError(f"empty waveform (shape {y.shape})")
+    if y.ndim == 2 and y.shape[1] > y.shape[0]:
+        raise ValueError(
+            f"shape {y.shape} has more channels than samples: "
+            "pass channels-last (samples, channels), e.g. y.T"
+        )
+    if np.issubdtype(y.dtype, np.integer):
+        info = np.iinfo(y.dtype)
+        full_scale = 2.0 ** (info.bits - 1)
+        centre = 0.0 if info.min < 0 else full_scale
+        y = ((y.astype(np.float64) - centre) / full_scale).astype(np.float32)
+    elif not np.issubdtype(y.dtype, np.floating):
+        raise ValueError(f"expected float or integer samples, got dtype {y.dtype}")
+    if not np.isfinite(y).all():
+        raise ValueError("non-finite samples (NaN or infinity) in the waveform")
+    mono = _mix_to_mono(y) if y.ndim == 2 else y
+    out = resample(mono, orig_hz=sr, target_hz=sample_rate_hz)
+    if out.shape[0] == 0:
+        raise ValueError(f"waveform too short: {mono.shape[0]} samples at {sr} Hz")
+    return out
+
+
+def resample(y: npt.ArrayLike, *, orig_hz: int, target_hz: int) -> np.ndarray:
+    """Convert the sample rate: ``(samples,)`` or ``(samples, channels)`` -> same layout, float32.
+
+    soxr at its high-quality setting (a proper band-limited resampler, not interpolation), so
+    downsampling does not alias. Always returns a new array, even when the rates are equal.
+    """
+    if orig_hz <= 0 or target_hz <= 0:
+        raise ValueError(f"sample rates must be positive, got orig_hz={orig_hz}, target_hz={target_hz}")
+    y = np.array(y, dtype=np.float32, order="C")  # a copy, which soxr needs contiguous anyway
+    if orig_hz == target_hz or y.shape[0] == 0:
+        return y
+    import soxr
+
+    out: np.ndarray = soxr.resample(y, orig_hz, target_hz, quality="HQ")
+    return out
+
+
+def trim_silence(y: npt.ArrayLike, *, sr: int, top_db: float = 40.0) -> np.ndarray:
+    """Drop leading and trailing audio ``top_db`` below the loudest frame: ``(samples,)`` -> ``(kept,)``.
+
+    Loudness is the mean power of 25 ms frames every 10 ms. The cut keeps every sample of the
+    first and last loud frames, so it errs on keeping a little silence rather than clipping a
+    speech onset. An all-silent input is returned unchanged: there is no loud part to keep.
+    The result is a slice (view) of ``y``.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"expected a mono waveform (samples,), got shape {y.shape}")
+    n_samples = y.shape[0]
+    if n_samples == 0:
+        return y
+    frame_samples = max(1, round(_TRIM_FRAME_SECONDS * sr))
+    hop_samples = max(1, round(_TRIM_HOP_SECONDS * sr))
+    n_frames = 1 + max(0, math.ceil((n_samples - frame_samples) / hop_samples))
+    # Frame power from a running sum of squares: no (frames, frame_samples) temporary, which
+    # for a long file would be 2.5x the audio. Zero padding lets the last frame reach the end.
+    energy = np.zeros((n_frames - 1) * hop_samples + frame_samples + 1)
+    np.cumsum(np.square(y, dtype=np.float64), out=energy[1 : n_samples + 1])
+    energy[n_samples + 1 :] = energy[n_samples]
+    starts = np.arange(n_frames) * hop_samples
+    frame_power = np.maximum(energy[starts + frame_samples] - energy[starts], 0.0) / frame_samples
+    peak_power = frame_power.max()
+    if peak_power <= 0.0:
+        return y
+    loud = np.flatnonzero(frame_power > peak_power * 10.0 ** (-top_db / 10.0))
+    start = int(starts[loud[0]])
+    end = min(n_samples, int(starts[loud[-1]]) + frame_samples)
+    return y[start:end]
+
+
+def chunk(y: npt.ArrayLike, *, sr: int, window_seconds: float, hop_seconds: float) -> list[np.ndarray]:
+    """Cut long audio into fixed windows: ``(samples,)`` -> list of ``(window_samples,)`` views of ``y``.
+
+    Windows start every ``hop_seconds``. The last window is kept if it is at least half a window
+    long (shorter tails are dropped); a clip no longer than one window comes back as one chunk.
+    Works on the first axis, so ``(samples, channels)`` is cut the same way.
+    """
+    y = np.asarray(y)
+    window_samples = round(window_seconds * sr)
+    hop_samples = round(hop_seconds * sr)
+    if window_samples <= 0 or hop_samples <= 0:
+        raise ValueError(
+            f"window and hop must be at least one sample, got {window_samples} and {hop_samples}"
+        )
+    n_samples = y.shape[0] if y.ndim else 0
+    if n_samples == 0:
+        raise ValueError("cannot chunk an empty waveform")
+    if n_samples <= window_samples:
+        return [y]
+    chunks: list[np.ndarray] = []
+    for start in range(0, n_samples, hop_samples):
+        piece = y[start : start + window_samples]
+        if piece.shape[0] * 2 >= window_samples:
+            chunks.append(piece)
+        if start + window_samples >= n_samples:
+            break  # this window reached the end; later ones would lie inside it
+    return chunks
+
+
+# --------------------------------------------------------------------------------------------
+# Spectral features (numerically librosa's)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above."""
+    mels = hz / (200.0 / 3)
+    log_region = hz >= 1000.0
+    mels[log_region] = 15.0 + np.log(hz[log_region] / 1000.0) / (np.log(6.4) / 27.0)
+    return mels
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    hz = mels * (200.0 / 3)
+    log_region = mels >= 15.0
+    hz[log_region] = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mels[log_region] - 15.0))
+    return hz
+
+
+@functools.lru_cache(maxsize=32)
+def mel_filterbank(
+    *, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
+    """Triangular mel filters: ``(n_mels, n_fft // 2 + 1)`` float32, read-only (it is cached).
+
+    Slaney mel scale and Slaney area normalisation (each filter scaled by 2 / its width in Hz),
+    identical to ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)``.
+    Warns, like librosa, when some filters fall between FFT bins and are empty.
+    """
+    if fmax is None:
+        fmax = sr / 2
+    if n_mels < 1 or n_fft < 1 or not 0.0 <= fmin < fmax:
+        raise ValueError(
+            f"need n_mels >= 1, n_fft >= 1 and 0 <= fmin < fmax, got {n_mels}, {n_fft}, {fmin}, {fmax}"
+        )
+    bin_hz = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)  # (n_fft//2+1,)
+    # n_mels + 2 edges equally spaced in mel: filter i rises from edge i, peaks at i+1, falls to i+2.
+    edges_mel = np.linspace(_hz_to_mel(np.array([fmin]))[0], _hz_to_mel(np.array([fmax]))[0], n_mels + 2)
+    edges_hz = _mel_to_hz(edges_mel)
+    edge_gaps_hz = np.diff(edges_hz)
+    ramps = np.subtract.outer(edges_hz, bin_hz)  # (n_mels+2, bins)
+    rising = -ramps[:-2] / edge_gaps_hz[:-1, None]
+    falling = ramps[2:] / edge_gaps_hz[1:, None]
+    # Cast before normalising, as librosa fills a float32 array then scales it: bit-identical.
+    weights = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    if not np.all((edges_hz[:-2] == 0) | (weights.max(axis=1) > 0)):
+        warnings.warn(
+            f"empty mel filters: n_mels={n_mels} is too many for n_fft={n_fft} at sr={sr} "
+            "(some bands fall between FFT bins); use fewer mels or a larger n_fft",
+            stacklevel=2,
+        )
+    weights.flags.writeable = False
+    return weights
+
+
+@functools.lru_cache(maxsize=16)
+def _stft_window(n_fft: int, win_length: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` zero-padded to ``(n_fft,)``, centred (librosa's pad_center)."""
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
+    padded = np.zeros(n_fft)
+    left = (n_fft - win_length) // 2
+    padded[left : left + win_length] = window
+    padded.flags.writeable = False
+    return padded
+
+
+def _as_waveform64(y: npt.ArrayLike) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1:
+        raise ValueError(f"expected a mono waveform (samples,), got shape {y.shape}; see prepare_waveform")
+    if y.shape[0] == 0:
+        raise ValueError("empty waveform")
+    if not np.isfinite(y).all():
+        raise ValueError("non-finite samples (NaN or infinity) in the waveform")
+    return y
+
+
+def _power_spectrogram64(y: npt.ArrayLike, *, n_fft: int, win_length: int, hop_length: int) -> np.ndarray:
+    """``(frames, n_fft // 2 + 1)`` float64: frames first, the layout the FFT produces."""
+    if not 1 <= win_length <= n_fft or hop_length < 1:
+        raise ValueError(
+            f"need 1 <= win_length <= n_fft and hop_length >= 1, got {win_length}, {n_fft}, {hop_length}"
+        )
+    # Computed in float64 whatever the input: near-silent bins keep their precision in the log.
+    waveform = _as_waveform64(y)
+    # center=True: zero padding of n_fft // 2 both sides puts frame t's centre at sample t * hop,
+    # and gives even a clip shorter than n_fft one frame.
+    padded = np.pad(waveform, n_fft // 2)
+    frames = sliding_window_view(padded, n_fft)[::hop_length]  # (n_frames, n_fft), a view
+    window = _stft_window(n_fft, win_length)
+    power = np.empty((frames.shape[0], n_fft // 2 + 1))
+    for first in range(0, frames.shape[0], _STFT_BLOCK_FRAMES):
+        block = slice(first, first + _STFT_BLOCK_FRAMES)
+        spectrum = np.fft.rfft(frames[block] * window, axis=-1)
+        power[block] = spectrum.real**2 + spectrum.imag**2
+    return power
+
+
+def power_spectrogram(
+    y: npt.ArrayLike, *, n_fft: int = 512, win_length: int = 400, hop_length: int = 160
+) -> np.ndarray:
+    """``|STFT|**2``: ``(samples,)`` -> ``(n_fft // 2 + 1, frames)`` float32.
+
+    ``frames = 1 + samples // hop_length`` (for an even ``n_fft``). A periodic Hann window of
+    ``win_length`` centred in ``n_fft``; frames centred on multiples of ``hop_length``, with zero
+    padding at the ends: ``librosa.stft(y, n_fft=..., hop_length=..., win_length=...,
+    window="hann", center=True, pad_mode="constant")`` magnitudes squared.
+    """
+    power = _power_spectrogram64(y, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+    return np.ascontiguousarray(power.T, dtype=np.float32)
+
+
+def _to_mel64(power: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """``(frames, bins)`` power, ``(n_mels, bins)`` filters -> ``(n_mels, frames)`` float64 mel power."""
+    return np.ascontiguousarray((power @ filters.T.astype(np.float64)).T)
+
+
+def log_mel(
+    y: npt.ArrayLike,
+    *,
+    sr: int = SAMPLE_RATE_HZ,
+    n_mels: int = 64,
+    n_fft: int = 512,
+    win_length: int = 400,
+    hop_length: int = 160,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+) -> np.ndarray:
+    """Log mel spectrogram: ``(samples,)`` -> ``(n_mels, frames)`` float32, ``log(mel_power + 1e-6)``.
+
+    At the defaults (16 kHz): 25 ms Hann windows every 10 ms, 64 Slaney mel bands over 0-8 kHz.
+    """
+    power = _power_spectrogram64(y, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+    filters = mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    mel_power = _to_mel64(power, filters)  # (n_mels, frames)
+    return np.log(mel_power + _LOG_MEL_OFFSET).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _dct_ortho_matrix(n: int) -> np.ndarray:
+    """``(n, n)`` orthonormal DCT-II: ``matrix @ x == scipy.fft.dct(x, type=2, norm="ortho", axis=0)``."""
+    k = np.arange(n)[:, None]
+    matrix = np.sqrt(2.0 / n) * np.cos(np.pi * k * (2 * np.arange(n)[None, :] + 1) / (2 * n))
+    matrix[0] /= np.sqrt(2.0)
+    matrix.flags.writeable = False
+    return matrix
+
+
+def mfcc(
+    y: npt.ArrayLike,
+    *,
+    sr: int = SAMPLE_RATE_HZ,
+    n_mfcc: int = 40,
+    n_mels: int = 64,
+    n_fft: int = 512,
+    win_length: int = 400,
+    hop_length: int = 160,
+    deltas: bool = True,
+) -> np.ndarray:
+    """MFCCs: ``(samples,)`` -> ``(n_mfcc * 3, frames)`` float32 with ``deltas``, else ``(n_mfcc, frames)``.
+
+    As ``librosa.feature.mfcc``: the mel power in dB (floored at -100 dB, and at 80 dB below the
+    clip's loudest bin), then an orthonormal DCT-II over the mel axis, first ``n_mfcc`` kept.
+    With ``deltas``, rows ``n_mfcc:2*n_mfcc`` are the first and ``2*n_mfcc:`` the second
+    derivative over time (:func:`delta`, width 9).
+    """
+    if not 1 <= n_mfcc <= n_mels:
+        raise ValueError(f"need 1 <= n_mfcc <= n_mels, got n_mfcc={n_mfcc}, n_mels={n_mels}")
+    power = _power_spectrogram64(y, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+    mel_power = _to_mel64(power, mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels))  # (n_mels, frames)
+    mel_db = 10.0 * np.log10(np.maximum(mel_power, _DB_FLOOR_POWER))  # (n_mels, frames)
+    mel_db = np.maximum(mel_db, mel_db.max() - _DB_DYNAMIC_RANGE)
+    coefficients = _dct_ortho_matrix(n_mels)[:n_mfcc] @ mel_db  # (n_mfcc, frames)
+    if not deltas:
+        return coefficients.astype(np.float32)
+    return np.concatenate(
+        [coefficients, _delta64(coefficients, width=9, order=1), _delta64(coefficients, width=9, order=2)]
+    ).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _savgol_derivative_weights(width: int, order: int) -> np.ndarray:
+    """``(width,)`` weights giving, dotted with a window, the ``order``-th derivative at its centre.
+
+    Savitzky-Golay with polyorder == deriv == order: least-squares fit a polynomial of degree
+    ``order`` to the window; its ``order``-th derivative is ``order!`` times the top coefficient,
+    the same at every point of the window.
+    """
+    offsets = np.arange(width, dtype=np.float64) - width // 2
+    vandermonde = offsets[:, None] ** np.arange(order + 1)  # (width, order + 1)
+    weights = math.factorial(order) * np.linalg.pinv(vandermonde)[order]
+    weights.flags.writeable = False
+    return weights
+
+
+def _delta64(feats: np.ndarray, *, width: int, order: int) -> np.ndarray:
+    if width < 3 or width % 2 == 0 or not 1 <= order < width:
+        raise ValueError(f"need an odd width >= 3 and 1 <= order < width, got width={width}, order={order}")
+    feats = np.asarray(feats, dtype=np.float64)
+    n_frames = feats.shape[-1] if feats.ndim else 0
+    if n_frames == 0:
+        return np.zeros(feats.shape)
+    weights = _savgol_derivative_weights(width, order)
+    half = width // 2
+    if n_frames < width:
+        # Too short to fit one window (librosa refuses): extend the edges by repetition, as
+        # scipy's savgol_filter(mode="nearest") does.
+        padding = [(0, 0)] * (feats.ndim - 1) + [(half, half)]
+        return sliding_window_view(np.pad(feats, padding, mode="edge"), width, axis=-1) @ weights
+    inner = sliding_window_view(feats, width, axis=-1) @ weights  # (..., n_frames - width + 1)
+    # mode="interp": the first and last half-windows take the derivative of the polynomial fitted
+    # to the first / last full window, which for deriv == polyorder is a constant: the inner value.
+    head = np.repeat(inner[..., :1], half, axis=-1)
+    tail = np.repeat(inner[..., -1:], half, axis=-1)
+    return np.concatenate([head, inner, tail], axis=-1)
+
+
+def delta(feats: npt.ArrayLike, *, width: int = 9, order: int = 1) -> np.ndarray:
+    """Derivative of ``order`` over time (the last axis): ``(..., frames)`` -> same shape, float32.
+
+    Savitzky-Golay over ``width`` frames, as ``librosa.feature.delta(feats, width=width,
+    order=order, mode="interp")``. Inputs shorter than ``width`` frames, which librosa refuses,
+    are extended at the edges by repetition instead.
+    """
+    return _delta64(np.asarray(feats), width=width, order=order).astype(np.float32)
+
+
+def utterance_stats(feats: npt.ArrayLike) -> np.ndarray:
+    """Summary of a whole clip: ``(n_features, frames)`` -> ``(n_features * 4,)`` float32.
+
+    Per-row mean, standard deviation, min and max over frames, concatenated in that order.
+    """
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[1] == 0:
+        raise ValueError(f"expected (n_features, frames) with at least one frame, got shape {feats.shape}")
+    return np.concatenate(
+        [feats.mean(axis=1), feats.std(axis=1), feats.min(axis=1), feats.max(axis=1)]
+    ).astype(np.float32)

@@ -1,0 +1,108 @@
+"""The model registry: one explicit dict, one creation function, one loading function.
+
+>>> model = create_model("voice_cnn2d", train={"epochs": 30})
+>>> model.fit(paths, labels, labels=RAVDESS8, X_val=val_paths, y_val=val_labels)
+>>> model.predict_proba(test_paths)  # (n, 8), columns in RAVDESS8 order
+
+Every model follows the contract in :mod:`emofuse.models._base`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emofuse.errors import EmofuseError
+from emofuse.models._base import Classifier, NotFittedError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one registry entry: its class (by import path, so the registry stays cheap to
+    import), its modality, and the defaults that make it the model its name promises."""
+
+    target: str  # "module:Class"
+    modality: str
+    description: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def cls(self) -> Any:
+        import importlib
+
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "voice_logreg": ModelSpec("emofuse.models.voice:VoiceLogReg", "audio",
+                              "logistic regression on MFCC utterance statistics"),
+    "voice_lstm": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+                            "2-layer BiLSTM over MFCC+delta frames", {"arch": "lstm", "features": {"kind": "mfcc"}}),
+    "voice_gru": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+                           "2-layer BiGRU over MFCC+delta frames", {"arch": "gru", "features": {"kind": "mfcc"}}),
+    "voice_cnn1d": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+                             "temporal CNN over MFCC+delta frames", {"arch": "cnn1d", "features": {"kind": "mfcc"}}),
+    "voice_cnn2d": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+                             "VGG-style 2D CNN over the log-mel spectrogram",
+                             {"arch": "cnn2d", "features": {"kind": "logmel"}}),
+    "voice_crnn": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+                            "2D CNN front end, BiGRU and attention pooling over log-mel",
+                            {"arch": "crnn", "features": {"kind": "logmel"}}),
+}
+
+
+def _merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def create_model(name: str, **params: Any) -> Classifier:
+    """Build registry model ``name``; ``params`` override its defaults (nested dicts merge).
+
+    Dict-valued ``features`` and ``train`` are turned into their typed configs; unknown keys are errors.
+    """
+    try:
+        spec = MODELS[name]
+    except KeyError:
+        raise EmofuseError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+    kwargs = _merge(spec.defaults, params)
+    cls = spec.cls()
+    _typed_configs(kwargs)
+    try:
+        return cls(name, **kwargs)
+    except TypeError as exc:
+        raise EmofuseError(f"{name}: invalid parameters ({exc})") from None
+
+
+def _typed_configs(kwargs: dict[str, Any]) -> None:
+    if isinstance(kwargs.get("features"), Mapping):
+        from emofuse.models.voice import VoiceFeatures
+
+        kwargs["features"] = VoiceFeatures.from_dict(kwargs["features"])
+    if isinstance(kwargs.get("train"), Mapping):
+        from emofuse.training.loop import TrainConfig
+
+        kwargs["train"] = TrainConfig.from_dict(kwargs["train"])
+
+
+def load_model(directory: str | Path, **kwargs: Any) -> Classifier:
+    """Load a saved model; its sidecar JSON names the registry entry, which knows the class."""
+    import json
+
+    sidecar = Path(directory) / "model.json"
+    if not sidecar.is_file():
+        raise EmofuseError(f"{directory}: no model.json, not a saved emofuse model")
+    name = json.loads(sidecar.read_text(encoding="utf-8")).get("model")
+    if name not in MODELS:
+        raise EmofuseError(f"{sidecar}: unknown model {name!r}")
+    return MODELS[name].cls().load(directory, **kwargs)
+
+
+__all__ = ["MODELS", "Classifier", "ModelSpec", "NotFittedError", "create_model", "load_model"]

@@ -1,0 +1,355 @@
+"""Voice classifiers: MFCC-statistics logistic regression and the torch networks of voice_nets.
+
+Inputs (``X``) are audio file paths or 16 kHz mono float32 waveforms. Each classifier owns its
+feature settings (:class:`VoiceFeatures`), so a saved model re-creates exactly the features it was
+trained on. Features of files are cached on disk (content hash + settings) and reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, log_mel, mfcc, trim_silence, utterance_stats
+from emofuse.features.cache import FeatureCache
+from emofuse.models._base import check_fitted, label_targets
+from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
+from emofuse.training.loop import ConfigError, TrainConfig
+
+AudioInput = str | Path | np.ndarray
+
+
+@dataclass(frozen=True)
+class VoiceFeatures:
+    """Which features a voice model sees. ``kind`` is ``mfcc`` (with deltas) or ``logmel``."""
+
+    kind: str = "mfcc"
+    sample_rate_hz: int = SAMPLE_RATE_HZ
+    n_mfcc: int = 40
+    n_mels: int = 64
+    hop_length: int = 160  # 10 ms frames at 16 kHz
+    trim: bool = True  # drop leading/trailing silence (RAVDESS clips start with ~1 s of it)
+    top_db: float = 40.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("mfcc", "logmel"):
+            raise ConfigError(f"feature kind must be 'mfcc' or 'logmel', not {self.kind!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> VoiceFeatures:
+        return cls(**_strict(cls, d, "feature"))
+
+    @property
+    def n_features(self) -> int:
+        return self.n_mfcc * 3 if self.kind == "mfcc" else self.n_mels
+
+    def compute(self, y: np.ndarray) -> np.ndarray:
+        """Waveform ``(samples,)`` at ``sample_rate_hz`` -> features ``(n_features, frames)`` float32."""
+        if self.trim:
+            y = trim_silence(y, sr=self.sample_rate_hz, top_db=self.top_db)
+        if self.kind == "mfcc":
+            return mfcc(y, sr=self.sample_rate_hz, n_mfcc=self.n_mfcc, n_mels=self.n_mels, hop_length=self.hop_length)
+        return log_mel(y, sr=self.sample_rate_hz, n_mels=self.n_mels, hop_length=self.hop_length)
+
+
+def _strict(cls: Any, d: Mapping[str, Any], what: str) -> dict[str, Any]:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return dict(d)
+
+
+def load_waveform(item: AudioInput, *, sample_rate_hz: int) -> np.ndarray:
+    """A path is decoded, mixed to mono and resampled; an array is taken as mono audio at ``sample_rate_hz``."""
+    if isinstance(item, str | Path):
+        return load_audio(item, sample_rate_hz=sample_rate_hz)
+    y = np.asarray(item, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"a waveform must be 1-D mono audio at {sample_rate_hz} Hz, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError("waveform has non-finite samples (NaN or inf)")
+    return y
+
+
+def featurize(items: Sequence[AudioInput], features: VoiceFeatures, *, cache: FeatureCache | None,
+              progress: bool = False, description: str = "features") -> list[np.ndarray]:
+    """Features ``(n_features, frames)`` for each item; files go through the on-disk cache."""
+    from emofuse._progress import track
+
+    settings = {"features": asdict(features), "version": 1}
+    out = []
+    for item in track(items, description=description, total=len(items), enabled=progress):
+        if cache is not None and isinstance(item, str | Path):
+            out.append(cache.get_or_compute(item, settings, lambda p: features.compute(
+                load_audio(p, sample_rate_hz=features.sample_rate_hz))))
+        else:
+            out.append(features.compute(load_waveform(item, sample_rate_hz=features.sample_rate_hz)))
+    return out
+
+
+# --- logistic regression on utterance statistics -----------------------------------------------
+
+
+class VoiceLogReg:
+    """Multinomial logistic regression on MFCC utterance statistics (mean, std, min, max per coefficient)."""
+
+    def __init__(self, name: str = "voice_logreg", *, features: VoiceFeatures | None = None, C: float = 1.0,
+                 max_iter: int = 3000, cache: FeatureCache | None = None, progress: bool = False) -> None:
+        self.name = name
+        self.features = features or VoiceFeatures(kind="mfcc")
+        self.C = C
+        self.max_iter = max_iter
+        self.cache = cache
+        self.progress = progress
+        self.labels_: tuple[str, ...] = ()
+
+    def get_params(self) -> dict[str, Any]:
+        return {"features": asdict(self.features), "C": self.C, "max_iter": self.max_iter}
+
+    def _stats(self, X: Sequence[AudioInput]) -> np.ndarray:
+        feats = featurize(X, self.features, cache=self.cache, progress=self.progress)
+        return np.stack([utterance_stats(f) for f in feats])
+
+    def fit(self, X: Sequence[AudioInput], y: Sequence[str], *, labels: Sequence[str],
+            X_val: Sequence[AudioInput] | None = None, y_val: Sequence[str] | None = None, **_: Any) -> VoiceLogReg:
+        from sklearn.linear_model import LogisticRegression
+
+        targets = label_targets(y, labels)
+        stats = self._stats(X)
+        self.mean_ = stats.mean(axis=0)
+        self.scale_ = stats.std(axis=0) + 1e-8
+        model = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight="balanced")
+        model.fit((stats - self.mean_) / self.scale_, targets)
+        self.coef_, self.intercept_ = model.coef_, model.intercept_
+        self.classes_ = model.classes_.astype(np.int64)
+        self.labels_ = tuple(labels)
+        return self
+
+    def predict_proba(self, X: Sequence[AudioInput]) -> np.ndarray:
+        check_fitted(self)
+        z = (self._stats(X) - self.mean_) / self.scale_
+        logits = z @ self.coef_.T + self.intercept_
+        if logits.shape[1] == 1:  # scikit-learn's binary form: one column for classes_[1]
+            logits = np.concatenate([-logits, logits], axis=1) / 2
+        present = _softmax(logits)
+        # Columns follow labels_; a class never seen in training gets probability 0.
+        probs = np.zeros((len(z), len(self.labels_)))
+        probs[:, self.classes_] = present
+        return probs
+
+    def save(self, directory: str | Path) -> None:
+        check_fitted(self)
+        save_checkpoint(directory, arrays={"coef": self.coef_, "intercept": self.intercept_, "classes": self.classes_,
+                                           "mean": self.mean_, "scale": self.scale_},
+                        meta={"model": self.name, "architecture": {"kind": "logreg", "C": self.C},
+                              "labels": list(self.labels_), "features": asdict(self.features)})
+
+    @classmethod
+    def load(cls, directory: str | Path, **kwargs: Any) -> VoiceLogReg:
+        arrays, meta = load_checkpoint(directory)
+        model = cls(meta["model"], features=VoiceFeatures.from_dict(meta["features"]), C=meta["architecture"]["C"],
+                    **kwargs)
+        model.coef_, model.intercept_ = arrays["coef"], arrays["intercept"]
+        model.classes_, model.mean_, model.scale_ = arrays["classes"], arrays["mean"], arrays["scale"]
+        model.labels_ = tuple(meta["labels"])
+        return model
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# --- torch networks ----------------------------------------------------------------------------
+
+
+class TorchVoiceClassifier:
+    """A voice network from :mod:`emofuse.models.voice_nets`, trained by the one training loop.
+
+    Training clips are randomly cropped to ``max_frames`` (4 s by default: fixed-size batches, and a
+    little augmentation for free); evaluation uses each clip whole.
+    """
+
+    def __init__(self, name: str, *, arch: str, features: VoiceFeatures | None = None,
+                 arch_params: Mapping[str, Any] | None = None, train: TrainConfig | None = None,
+                 augment: Any = None, max_frames: int = 400, cache: FeatureCache | None = None,
+                 progress: bool = False) -> None:
+        from emofuse.training.augment import PRESETS, AugmentConfig
+
+        self.name = name
+        self.arch = arch
+        self.features = features or VoiceFeatures()
+        self.arch_params = dict(arch_params or {})
+        self.train = train or TrainConfig()
+        if augment is None or isinstance(augment, str):
+            augment = PRESETS[augment or "none"]
+        elif isinstance(augment, Mapping):
+            augment = AugmentConfig.from_dict(augment)
+        self.augment = augment
+        self.max_frames = max_frames
+        self.cache = cache
+        self.progress = progress
+        self.labels_: tuple[str, ...] = ()
+        self.fit_result_: Any = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"arch": self.arch, "features": asdict(self.features), "arch_params": self.arch_params,
+                "train": self.train.to_dict(), "augment": self.augment.to_dict(), "max_frames": self.max_frames}
+
+    # The loop asks for a module, datasets of (features, target) and a collate function.
+    def _collate(self, batch: list[tuple[np.ndarray, int]]) -> tuple[Any, Any, Any]:
+        import torch
+
+        lengths = torch.tensor([f.shape[1] for f, _ in batch], dtype=torch.long)
+        x = torch.zeros(len(batch), batch[0][0].shape[0], int(lengths.max()))
+        for i, (f, _) in enumerate(batch):
+            x[i, :, : f.shape[1]] = torch.from_numpy(f)
+        targets = torch.tensor([t for _, t in batch], dtype=torch.long)
+        return x, lengths, targets
+
+    def _new_net(self, n_classes: int) -> Any:
+        from emofuse.models.voice_nets import build_net
+
+        return build_net(self.arch, self.features.n_features, n_classes, self.arch_params)
+
+    def fit(self, X: Sequence[AudioInput], y: Sequence[str], *, labels: Sequence[str],
+            X_val: Sequence[AudioInput] | None = None, y_val: Sequence[str] | None = None,
+            log_path: str | Path | None = None, state_dir: str | Path | None = None) -> TorchVoiceClassifier:
+        import torch
+
+        from emofuse.training.loop import fit
+
+        if X_val is None or y_val is None:
+            raise ConfigError(f"{self.name} needs validation data (held-out speakers) for early stopping")
+        targets, val_targets = label_targets(y, labels), label_targets(y_val, labels)
+        train_feats = featurize(X, self.features, cache=self.cache, progress=self.progress, description="train features")
+        val_feats = featurize(X_val, self.features, cache=self.cache, progress=self.progress, description="val features")
+        frames = np.concatenate(train_feats, axis=1)  # (n_features, all frames)
+        net = self._new_net(len(labels))
+        net.set_normalisation(torch.from_numpy(frames.mean(axis=1)), torch.from_numpy(frames.std(axis=1)))
+        if self.augment.waveform_enabled:
+            waveforms = [load_waveform(item, sample_rate_hz=self.features.sample_rate_hz) for item in X]
+            train_set: Any = _AugmentedWaveforms(waveforms, targets, self.features, self.augment, self.max_frames,
+                                                 seed=self.train.seed)
+        else:
+            train_set = _CroppedFeatures(train_feats, targets, self.max_frames, seed=self.train.seed)
+        val_set = list(zip(val_feats, val_targets.tolist(), strict=True))
+        batch_transform = _batch_augment(self.augment) if (self.augment.spec_enabled or self.augment.mixup_alpha) else None
+        self.fit_result_ = fit(net, train_set, val_set, train_targets=targets, val_targets=val_targets,
+                               n_classes=len(labels), config=self.train, collate=self._collate,
+                               batch_transform=batch_transform, log_path=log_path, state_dir=state_dir,
+                               progress=self.progress, description=self.name)
+        self.net_ = net
+        self.labels_ = tuple(labels)
+        return self
+
+    def predict_proba(self, X: Sequence[AudioInput], *, batch_size: int = 32) -> np.ndarray:
+        import torch
+
+        from emofuse.training.loop import predict_logits, resolve_device
+
+        check_fitted(self)
+        feats = featurize(X, self.features, cache=self.cache)
+        device = resolve_device(self.train.device)
+        self.net_.to(device)
+        try:
+            logits = predict_logits(self.net_, [(f, 0) for f in feats], collate=self._collate,
+                                    batch_size=batch_size, device=device)
+        finally:
+            self.net_.cpu()
+        return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+
+    def save(self, directory: str | Path) -> None:
+        check_fitted(self)
+        fit_info = None
+        if self.fit_result_ is not None:
+            r = self.fit_result_
+            fit_info = {"best_epoch": r.best_epoch, "best_val_ua": r.best_val_ua, "epochs_run": r.epochs_run,
+                        "seconds": r.seconds, "device": r.device}
+        save_checkpoint(directory, arrays=dict(self.net_.state_dict()), meta={
+            "model": self.name,
+            "architecture": {"kind": self.arch, "params": self.arch_params, "n_features": self.features.n_features},
+            "labels": list(self.labels_),
+            "features": asdict(self.features),
+            "normalisation": "feature_mean / feature_std buffers in the weights, fitted on the training set",
+            "max_frames": self.max_frames,
+            "train": self.train.to_dict(),
+            "augment": self.augment.to_dict(),
+            "fit": fit_info,
+        })
+
+    @classmethod
+    def load(cls, directory: str | Path, **kwargs: Any) -> TorchVoiceClassifier:
+        import torch
+
+        arrays, meta = load_checkpoint(directory)
+        train = TrainConfig.from_dict({**meta["train"], "device": kwargs.pop("device", "cpu")})
+        model = cls(meta["model"], arch=meta["architecture"]["kind"], features=VoiceFeatures.from_dict(meta["features"]),
+                    arch_params=meta["architecture"]["params"], train=train, augment=meta["augment"],
+                    max_frames=meta["max_frames"], **kwargs)
+        net = model._new_net(len(meta["labels"]))
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+        net.eval()
+        model.net_ = net
+        model.labels_ = tuple(meta["labels"])
+        return model
+
+
+class _CroppedFeatures:
+    """Training set of precomputed features, each randomly cropped to at most ``max_frames``."""
+
+    def __init__(self, feats: list[np.ndarray], targets: np.ndarray, max_frames: int, *, seed: int) -> None:
+        self.feats, self.targets, self.max_frames = feats, targets, max_frames
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.feats)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return _random_crop(self.feats[i], self.max_frames, self.rng), int(self.targets[i])
+
+
+class _AugmentedWaveforms:
+    """Training set that augments each waveform on the fly, then computes its features."""
+
+    def __init__(self, waveforms: list[np.ndarray], targets: np.ndarray, features: VoiceFeatures, augment: Any,
+                 max_frames: int, *, seed: int) -> None:
+        from emofuse.training.augment import WaveformAugmenter
+
+        self.waveforms, self.targets, self.features, self.max_frames = waveforms, targets, features, max_frames
+        self.augmenter = WaveformAugmenter(augment, sample_rate_hz=features.sample_rate_hz, seed=seed)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.waveforms)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        y = self.augmenter(self.waveforms[i])
+        return _random_crop(self.features.compute(y), self.max_frames, self.rng), int(self.targets[i])
+
+
+def _random_crop(feats: np.ndarray, max_frames: int, rng: np.random.Generator) -> np.ndarray:
+    frames = feats.shape[1]
+    if frames <= max_frames:
+        return feats
+    start = int(rng.integers(0, frames - max_frames + 1))
+    return feats[:, start : start + max_frames]
+
+
+def _batch_augment(config: Any) -> Any:
+    from emofuse.training.augment import mixup, spec_augment
+
+    def transform(x: Any, soft: Any, generator: Any) -> tuple[Any, Any]:
+        if config.spec_enabled:
+            x = spec_augment(x, config, generator=generator)
+        if config.mixup_alpha:
+            x, soft = mixup(x, soft, alpha=config.mixup_alpha, generator=generator)
+        return x, soft
+
+    return transform

@@ -1,0 +1,1 @@
+"""Training: one loop, checkpoints, run directories, augmentation."""

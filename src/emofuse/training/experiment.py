@@ -1,0 +1,239 @@
+"""``run_experiment(config) -> ResultRecord``: one model, one dataset, one protocol, every fold.
+
+A run directory is reproducible on its own::
+
+    <out>/
+      config.json         the experiment config and the model's resolved parameters
+      git_sha             the code it ran with
+      labels.json         the label set (column order of every probability it wrote)
+      folds/<fold>/
+        model/            model.safetensors + model.json (the fold's best-validation model)
+        log.jsonl         one line per epoch (torch models)
+        state/            the resumable training state while the fold is in progress
+        predictions.npz   test probabilities, targets and sample paths
+        metrics.json      the fold's test metrics
+      metrics.json        summary over folds (mean ± std, bootstrap CI, pooled confusion)
+      results.json        the same as a results-format record list
+
+An interrupted run continues with ``resume=True``: finished folds are kept, the fold in progress
+restarts from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emofuse._io import atomic_write, write_json
+from emofuse.errors import EmofuseError
+from emofuse.training.loop import ConfigError
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """What to run. Strict: unknown keys are errors. ``model_params`` go to ``create_model``."""
+
+    model: str
+    data: dict[str, str]
+    protocol: str
+    out: str
+    seed: int = 0
+    model_params: dict[str, Any] = field(default_factory=dict)
+    folds: list[str] | None = None  # run only these folds (names as the protocol gives them)
+    limit_per_fold: int | None = None  # reduced runs: at most this many training clips per fold
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown experiment option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RunExistsError(EmofuseError):
+    pass
+
+
+def _model_params(config: ExperimentConfig) -> dict[str, Any]:
+    params = json.loads(json.dumps(config.model_params))  # a deep copy that is JSON by construction
+    if config.model != "voice_logreg":
+        params.setdefault("train", {})["seed"] = config.seed
+    return params
+
+
+def _dataset(config: ExperimentConfig, progress: bool) -> Any:
+    from emofuse.data import get_protocol, load_dataset
+
+    protocol = get_protocol(config.protocol)
+    if protocol.dataset not in config.data:
+        raise ConfigError(f"protocol {protocol.name} needs --data {protocol.dataset}=PATH")
+    return load_dataset(protocol.dataset, config.data[protocol.dataset], progress=progress), protocol
+
+
+def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Any:
+    """Train and test the model on every fold; returns the :class:`~emofuse.evaluation.results.ResultRecord`."""
+    from emofuse.evaluation.results import git_commit
+    from emofuse.models import create_model
+
+    out = Path(config.out)
+    if (out / "config.json").exists():
+        if not resume:
+            raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        stored = json.loads((out / "config.json").read_text())["experiment"]
+        if stored != config.to_dict():
+            raise RunExistsError(f"{out} holds a run with a different config; --resume continues it only unchanged")
+    dataset, protocol = _dataset(config, progress)
+    folds = protocol.folds(dataset, seed=0)
+    if config.folds is not None:
+        unknown = sorted(set(config.folds) - {f.name for f in folds})
+        if unknown:
+            raise ConfigError(f"unknown fold(s) {', '.join(unknown)} for {protocol.name}")
+        folds = [f for f in folds if f.name in config.folds]
+    params = _model_params(config)
+    probe = create_model(config.model, **params)  # validates every parameter before any work
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"experiment": config.to_dict(),
+                                     "model_resolved": probe.get_params(),  # type: ignore[attr-defined]
+                                     "protocol": {"name": protocol.name, "description": protocol.description,
+                                                  "speaker_independent": protocol.speaker_independent,
+                                                  "leaky": protocol.leaky}})
+    with atomic_write(out / "git_sha") as handle:
+        handle.write(git_commit() + "\n")
+    write_json(out / "labels.json", list(dataset.labels))
+
+    paths = [s.path for s in dataset.samples]
+    labels = [s.label for s in dataset.samples]
+    rng = np.random.default_rng(config.seed)
+    for fold in folds:
+        fold_dir = out / "folds" / fold.name
+        if (fold_dir / "metrics.json").is_file():
+            continue  # finished before an interruption
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        train_idx = fold.train
+        if config.limit_per_fold is not None and len(train_idx) > config.limit_per_fold:
+            train_idx = np.sort(rng.choice(train_idx, config.limit_per_fold, replace=False))
+        model = create_model(config.model, **params, progress=progress)
+        start = time.perf_counter()
+        model.fit([paths[i] for i in train_idx], [labels[i] for i in train_idx], labels=dataset.labels,
+                  X_val=[paths[i] for i in fold.val], y_val=[labels[i] for i in fold.val],
+                  log_path=fold_dir / "log.jsonl", state_dir=fold_dir / "state")  # type: ignore[call-arg]
+        train_seconds = time.perf_counter() - start
+        probs = model.predict_proba([paths[i] for i in fold.test])
+        model.save(fold_dir / "model")
+        _write_fold(fold_dir, model, fold.test, probs, dataset, train_seconds, len(train_idx))
+        shutil.rmtree(fold_dir / "state", ignore_errors=True)
+    return summarize_run(out)
+
+
+def _write_fold(fold_dir: Path, model: Any, test_idx: np.ndarray, probs: np.ndarray, dataset: Any,
+                train_seconds: float, n_train: int) -> None:
+    from emofuse.evaluation.metrics import compute_metrics
+
+    y_true = dataset.label_indices()[test_idx]
+    with atomic_write(fold_dir / "predictions.npz", "wb") as handle:
+        np.savez(handle, probs=probs, y_true=y_true,
+                 paths=np.array([dataset.samples[i].path for i in test_idx], dtype=np.str_))
+    metrics = compute_metrics(y_true, probs=probs, labels=dataset.labels)
+    fit = getattr(model, "fit_result_", None)
+    write_json(fold_dir / "metrics.json", {
+        **metrics.to_dict(),
+        "train_seconds": train_seconds,
+        "n_train": n_train,
+        "device": fit.device if fit is not None else "cpu",
+        "best_epoch": fit.best_epoch if fit is not None else None,
+        "best_val_ua": fit.best_val_ua if fit is not None else None,
+    })
+
+
+def summarize_run(out: str | Path) -> Any:
+    """Aggregate the finished folds of a run into metrics.json and results.json; returns the record."""
+    from emofuse.evaluation.metrics import compute_metrics, summarize_folds
+    from emofuse.evaluation.results import FoldResult, ResultRecord, write_results
+
+    out = Path(out)
+    config = json.loads((out / "config.json").read_text())
+    experiment, protocol = config["experiment"], config["protocol"]
+    labels = json.loads((out / "labels.json").read_text())
+    fold_dirs = sorted(p.parent for p in (out / "folds").glob("*/metrics.json"))
+    if not fold_dirs:
+        raise EmofuseError(f"{out}: no finished folds")
+    fold_metrics, fold_results, pooled_true, pooled_pred, seconds, devices = [], [], [], [], 0.0, set()
+    for fold_dir in fold_dirs:
+        with np.load(fold_dir / "predictions.npz", allow_pickle=False) as data:
+            probs, y_true = data["probs"], data["y_true"]
+        m = compute_metrics(y_true, probs=probs, labels=labels)
+        fold_metrics.append(m)
+        fold_results.append(FoldResult.from_metrics(fold_dir.name, m))
+        pooled_true.append(y_true)
+        pooled_pred.append(probs.argmax(axis=1))
+        stored = json.loads((fold_dir / "metrics.json").read_text())
+        seconds += stored["train_seconds"]
+        devices.add(stored["device"])
+    summary = summarize_folds(fold_metrics, pooled_true=np.concatenate(pooled_true),
+                              pooled_pred=np.concatenate(pooled_pred), seed=experiment["seed"])
+    commit = (out / "git_sha").read_text().strip() if (out / "git_sha").is_file() else "unknown"
+    record = ResultRecord.from_summary(
+        dataset=protocol_dataset(protocol["name"]), protocol=protocol["name"], model=experiment["model"],
+        summary=summary, folds=fold_results, labels=labels, device=", ".join(sorted(devices)),
+        train_seconds=round(seconds, 2), leaky=protocol["leaky"], commit=commit, seed=experiment["seed"],
+        variant=_variant(experiment["model_params"]),
+    )
+    write_json(out / "metrics.json", summary.to_dict())
+    write_results(out / "results.json", [record], merge=False)
+    return record
+
+
+def _variant(model_params: Mapping[str, Any]) -> str:
+    """A named augmentation preset marks a variant of the model (``augment=strong``); none is the plain model."""
+    augment = model_params.get("augment")
+    return f"augment={augment}" if isinstance(augment, str) and augment != "none" else ""
+
+
+def protocol_dataset(protocol: str) -> str:
+    from emofuse.data import get_protocol
+
+    return get_protocol(protocol).dataset
+
+
+def evaluate_run(run_dir: str | Path, *, data: Mapping[str, str] | None = None, progress: bool = True) -> Any:
+    """Re-score a saved run: load each fold's saved model, predict its test set again, recompute metrics.
+
+    ``data`` points at the dataset when it has moved since training.
+    """
+    from emofuse.evaluation.metrics import compute_metrics
+    from emofuse.models import load_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise EmofuseError(f"{run_dir}: not a run directory (no config.json)")
+    experiment = json.loads((run_dir / "config.json").read_text())["experiment"]
+    config = ExperimentConfig.from_dict({**experiment, "data": {**experiment["data"], **(data or {})}})
+    dataset, protocol = _dataset(config, progress)
+    paths = [s.path for s in dataset.samples]
+    y_all = dataset.label_indices()
+    rows = []
+    for fold in protocol.folds(dataset, seed=0):
+        fold_dir = run_dir / "folds" / fold.name
+        if not (fold_dir / "model" / "model.json").is_file():
+            continue
+        model = load_model(fold_dir / "model")
+        probs = model.predict_proba([paths[i] for i in fold.test])
+        m = compute_metrics(y_all[fold.test], probs=probs, labels=dataset.labels)
+        stored = json.loads((fold_dir / "metrics.json").read_text())
+        rows.append({"fold": fold.name, "n_test": m.n, "wa": m.wa, "ua": m.ua, "f1": m.macro_f1,
+                     "stored_ua": stored["ua"]})
+    if not rows:
+        raise EmofuseError(f"{run_dir}: no saved fold models to evaluate")
+    write_json(run_dir / "evaluation.json", rows)
+    return rows

@@ -1,0 +1,319 @@
+"""The one training loop for every torch model in emofuse (voice now, face and text later).
+
+Read it top to bottom: seed, data loaders, class-balanced loss, AdamW with a one-cycle or cosine
+schedule, mixed precision on CUDA, per-epoch validation on held-out *speakers*, early stopping on
+validation UA, a JSON-lines log, and a resumable training state written after every epoch.
+
+The loop knows nothing about audio or images. It gets a module whose ``forward(x, lengths)`` returns
+logits ``(batch, n_classes)``, datasets yielding ``(features, target)``, a ``collate`` that turns a
+list of those into ``(x, lengths or None, targets)``, and an optional ``batch_transform`` for
+augmentation that needs the whole batch (SpecAugment, mixup).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from emofuse.errors import EmofuseError
+from emofuse.evaluation.metrics import compute_metrics
+from emofuse.training.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+
+Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
+Collate = Callable[[list[Any]], Batch]
+# (x, soft targets (batch, n_classes), generator) -> (x, soft targets): augmentation over a batch.
+BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+class ConfigError(EmofuseError):
+    """A configuration with an unknown key or an invalid value."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a torch model is trained. Strict: :meth:`from_dict` rejects unknown keys."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    schedule: str = "onecycle"  # "onecycle" or "cosine"
+    patience: int = 15  # epochs without a better validation UA before stopping
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    amp: bool = True  # bfloat16 autocast; only ever used on CUDA
+    class_balanced: bool = True  # weight the loss by inverse class frequency
+    label_smoothing: float = 0.0
+    grad_clip: float | None = 5.0
+    num_workers: int = 0
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("onecycle", "cosine"):
+            raise ConfigError(f"schedule must be 'onecycle' or 'cosine', not {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch_size must be at least 1")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val_ua: float
+    epochs_run: int
+    seconds: float
+    device: str
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA device is available")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def class_weights(targets: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 over the classes present; absent classes get 0."""
+    counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy against soft targets (mixup, label smoothing), each sample weighted by its target's class weight."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    per_sample = -(soft_targets * log_probs).sum(dim=-1)
+    if weights is None:
+        return per_sample.mean()
+    sample_weights = soft_targets @ weights  # (batch,)
+    return (per_sample * sample_weights).sum() / sample_weights.sum().clamp_min(1e-8)
+
+
+@torch.no_grad()
+def predict_logits(module: nn.Module, dataset: Any, *, collate: Collate, batch_size: int,
+                   device: torch.device, amp: bool = False) -> np.ndarray:
+    """Logits ``(len(dataset), n_classes)`` in dataset order."""
+    module.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    outputs = []
+    for x, lengths, _ in loader:
+        x = x.to(device, non_blocking=True)
+        lengths = lengths.to(device) if lengths is not None else None
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            outputs.append(module(x, lengths).float().cpu())
+    return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
+
+
+def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
+                                                   pct_start=0.15, anneal_strategy="cos")
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=config.lr * 0.01)
+
+
+def fit(
+    module: nn.Module,
+    train_set: Any,  # a map-style dataset: __len__ and __getitem__ -> (features, target)
+    val_set: Any,
+    *,
+    train_targets: np.ndarray,
+    val_targets: np.ndarray,
+    n_classes: int,
+    config: TrainConfig,
+    collate: Collate,
+    batch_transform: BatchTransform | None = None,
+    log_path: str | Path | None = None,
+    state_dir: str | Path | None = None,
+    progress: bool = True,
+    description: str = "training",
+) -> FitResult:
+    """Train ``module`` in place; on return it holds the weights of the best validation epoch.
+
+    With ``state_dir``, the full training state is saved after every epoch and an interrupted
+    run continues from its last finished epoch when called again with the same arguments.
+    """
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    module.to(device)
+    use_amp = config.amp and device.type == "cuda"
+    shuffle_generator = torch.Generator().manual_seed(config.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) > config.batch_size,
+                        collate_fn=collate, generator=shuffle_generator, num_workers=config.num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=config.num_workers > 0)
+    steps_per_epoch = max(1, len(loader))
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = _make_scheduler(config, optimizer, config.epochs * steps_per_epoch)
+    weights = class_weights(train_targets, n_classes).to(device) if config.class_balanced else None
+    val_weights = class_weights(val_targets, n_classes).to(device) if config.class_balanced else None
+
+    start_epoch, best_epoch, best_ua, best_state, bad_epochs = 1, 0, -math.inf, None, 0
+    history: list[dict[str, float]] = []
+    state_dir = Path(state_dir) if state_dir is not None else None
+    if state_dir is not None and (state_dir / "last.json").is_file():
+        restored = _load_state(state_dir, module, optimizer, scheduler, shuffle_generator, augment_generator)
+        start_epoch, best_epoch, best_ua, best_state, bad_epochs, history = restored
+    log_file = open(log_path, "a", encoding="utf-8") if log_path is not None else None  # noqa: SIM115
+    try:
+        epochs = range(start_epoch, config.epochs + 1)
+        for epoch in _epoch_bar(epochs, description=description, enabled=progress, total=config.epochs,
+                                completed=start_epoch - 1, status=lambda: (best_ua, history)):  # noqa: B023 (read after each epoch, on purpose)
+            if bad_epochs >= config.patience:
+                break
+            epoch_start = time.perf_counter()
+            module.train()
+            train_loss, n_seen = 0.0, 0
+            for x, lengths, y in loader:
+                x = x.to(device, non_blocking=True)
+                lengths = lengths.to(device) if lengths is not None else None
+                soft = torch.nn.functional.one_hot(y.to(device), n_classes).float()
+                if batch_transform is not None:
+                    x, soft = batch_transform(x, soft, augment_generator)
+                if config.label_smoothing:
+                    soft = soft * (1 - config.label_smoothing) + config.label_smoothing / n_classes
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    logits = module(x, lengths)
+                loss = soft_cross_entropy(logits, soft, weights)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip:
+                    nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                train_loss += float(loss.detach()) * len(y)
+                n_seen += len(y)
+            val_logits = predict_logits(module, val_set, collate=collate, batch_size=config.eval_batch_size,
+                                        device=device, amp=use_amp)
+            val_soft = torch.nn.functional.one_hot(torch.from_numpy(val_targets), n_classes).float().to(device)
+            val_loss = float(soft_cross_entropy(torch.from_numpy(val_logits).to(device), val_soft, val_weights))
+            val = compute_metrics(val_targets, y_pred=val_logits.argmax(axis=1), labels=[str(i) for i in range(n_classes)])
+            record = {"epoch": epoch, "train_loss": train_loss / max(n_seen, 1), "val_loss": val_loss,
+                      "val_ua": val.ua, "val_wa": val.wa, "lr": scheduler.get_last_lr()[0],
+                      "seconds": time.perf_counter() - epoch_start}
+            history.append(record)
+            if log_file is not None:
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+            if val.ua > best_ua:
+                best_ua, best_epoch, bad_epochs = val.ua, epoch, 0
+                best_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+            else:
+                bad_epochs += 1
+            if state_dir is not None:
+                _save_state(state_dir, module, optimizer, scheduler, shuffle_generator, augment_generator,
+                            epoch=epoch, best_epoch=best_epoch, best_ua=best_ua, best_state=best_state,
+                            bad_epochs=bad_epochs, history=history)
+    finally:
+        if log_file is not None:
+            log_file.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.cpu()
+    return FitResult(best_epoch=best_epoch, best_val_ua=float(best_ua), epochs_run=len(history),
+                     seconds=sum(r["seconds"] for r in history), device=describe_device(device),
+                     history=history)
+
+
+def _epoch_bar(epochs: range, *, description: str, enabled: bool, total: int, completed: int,
+               status: Callable[[], tuple[float, list[dict[str, float]]]]) -> Any:
+    if not enabled:
+        yield from epochs
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=total, completed=completed, info="")
+        for epoch in epochs:
+            yield epoch
+            best, history = status()
+            last = history[-1] if history else {}
+            info = f"val UA {last.get('val_ua', float('nan')):.3f} (best {best:.3f})" if last else ""
+            bar.update(task, advance=1, info=info)
+
+
+def _save_state(state_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                shuffle_generator: torch.Generator, augment_generator: torch.Generator, *, epoch: int,
+                best_epoch: int, best_ua: float, best_state: dict[str, torch.Tensor] | None, bad_epochs: int,
+                history: list[dict[str, float]]) -> None:
+    arrays: dict[str, Any] = {}
+    meta = {
+        "epoch": epoch,
+        "best_epoch": best_epoch,
+        "best_ua": best_ua,
+        "bad_epochs": bad_epochs,
+        "history": history,
+        "model": flatten_state("model", module.state_dict(), arrays),
+        "best": flatten_state("best", best_state, arrays),
+        "optimizer": flatten_state("optimizer", optimizer.state_dict(), arrays),
+        "scheduler": flatten_state("scheduler", _plain(scheduler.state_dict()), arrays),
+        "rng": flatten_state("rng", {
+            "torch": torch.get_rng_state(),
+            "shuffle": shuffle_generator.get_state(),
+            "augment": augment_generator.get_state(),
+            "numpy": np.random.get_state()[1],  # type: ignore[index]
+            "numpy_pos": int(np.random.get_state()[2]),  # type: ignore[index]
+            "python": json.dumps(random.getstate()),
+        }, arrays),
+    }
+    save_checkpoint(state_dir, arrays=arrays, meta=meta, stem="last")
+
+
+def _plain(state: dict[str, Any]) -> dict[str, Any]:
+    # OneCycleLR keeps a reference to its annealing function; it is rebuilt by the constructor.
+    return {k: v for k, v in state.items() if not callable(v)}
+
+
+def _load_state(state_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                shuffle_generator: torch.Generator, augment_generator: torch.Generator) -> tuple[Any, ...]:
+    arrays, meta = load_checkpoint(state_dir, stem="last")
+    module.load_state_dict(unflatten_state(meta["model"], arrays))
+    optimizer.load_state_dict(unflatten_state(meta["optimizer"], arrays))
+    scheduler.load_state_dict(unflatten_state(meta["scheduler"], arrays))
+    rng = unflatten_state(meta["rng"], arrays)
+    torch.set_rng_state(rng["torch"])
+    shuffle_generator.set_state(rng["shuffle"])
+    augment_generator.set_state(rng["augment"])
+    np.random.set_state(("MT19937", np.asarray(rng["numpy"], dtype=np.uint32), rng["numpy_pos"], 0, 0.0))
+    python_state = json.loads(rng["python"])
+    random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+    best = unflatten_state(meta["best"], arrays)
+    return meta["epoch"] + 1, meta["best_epoch"], meta["best_ua"], best, meta["bad_epochs"], list(meta["history"])
+

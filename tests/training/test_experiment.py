@@ -1,0 +1,74 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from emofuse.errors import EmofuseError
+from emofuse.evaluation.results import read_results
+from emofuse.training.experiment import ExperimentConfig, evaluate_run, run_experiment
+
+
+def _config(ravdess_dir, out, **kwargs):
+    return ExperimentConfig.from_dict({"model": "voice_logreg", "data": {"ravdess": str(ravdess_dir)},
+                                       "protocol": "ravdess-6fold", "out": str(out), **kwargs})
+
+
+def test_logreg_on_all_six_folds_writes_a_reproducible_run(ravdess_dir, tmp_path):
+    out = tmp_path / "run"
+    record = run_experiment(_config(ravdess_dir, out), progress=False)
+    assert record.n_test == 360 and len(record.folds) == 6 and not record.leaky
+    assert 0 <= record.ua_mean <= 1 and record.ua_std >= 0
+    for name in ("config.json", "git_sha", "labels.json", "metrics.json", "results.json"):
+        assert (out / name).is_file(), name
+    fold = out / "folds" / "fold1"
+    assert (fold / "model" / "model.safetensors").is_file() and (fold / "predictions.npz").is_file()
+    assert not (fold / "state").exists()
+    (stored,) = read_results(out / "results.json")
+    assert stored.ua_mean == pytest.approx(record.ua_mean)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_resolved"]["features"]["kind"] == "mfcc" and config["protocol"]["speaker_independent"]
+
+    rows = evaluate_run(out, progress=False)
+    assert [r["fold"] for r in rows] == [f"fold{k}" for k in range(1, 7)]
+    for r in rows:
+        assert r["ua"] == pytest.approx(r["stored_ua"])
+
+
+def test_resume_skips_finished_folds(ravdess_dir, tmp_path):
+    out = tmp_path / "run"
+    config = _config(ravdess_dir, out, folds=["fold1", "fold2"])
+    run_experiment(config, progress=False)
+    with pytest.raises(EmofuseError, match="--resume"):
+        run_experiment(config, progress=False)
+    before = (out / "folds" / "fold1" / "metrics.json").stat().st_mtime_ns
+    shutil.rmtree(out / "folds" / "fold2")  # as if interrupted during fold 2
+    record = run_experiment(config, resume=True, progress=False)
+    assert (out / "folds" / "fold1" / "metrics.json").stat().st_mtime_ns == before
+    assert [f.fold for f in record.folds] == ["fold1", "fold2"]
+    changed = _config(ravdess_dir, out, folds=["fold1", "fold2"], seed=5)
+    with pytest.raises(EmofuseError, match="different config"):
+        run_experiment(changed, resume=True, progress=False)
+
+
+def test_torch_model_run_with_log_and_random_protocol(ravdess_dir, tmp_path):
+    out = tmp_path / "run"
+    config = ExperimentConfig.from_dict({
+        "model": "voice_cnn1d", "data": {"ravdess": str(ravdess_dir)}, "protocol": "ravdess-random",
+        "out": str(out), "model_params": {"train": {"epochs": 2, "batch_size": 16}}})
+    record = run_experiment(config, progress=False)
+    assert record.leaky and record.protocol == "ravdess-random"
+    lines = (out / "folds" / "random" / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    with np.load(out / "folds" / "random" / "predictions.npz") as data:
+        assert data["probs"].shape == (72, 8)
+
+
+def test_bad_configs(ravdess_dir, tmp_path):
+    with pytest.raises(EmofuseError, match="unknown experiment option"):
+        ExperimentConfig.from_dict({"model": "x", "data": {}, "protocol": "p", "out": "o", "epochs": 3})
+    with pytest.raises(EmofuseError, match="needs --data ravdess"):
+        run_experiment(ExperimentConfig.from_dict({"model": "voice_logreg", "data": {"fer2013": "x"},
+                                                   "protocol": "ravdess-6fold", "out": str(tmp_path / "o")}))
+    with pytest.raises(EmofuseError, match="unknown fold"):
+        run_experiment(_config(ravdess_dir, tmp_path / "o2", folds=["fold9"]), progress=False)

@@ -1,0 +1,107 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from emofuse.training.loop import ConfigError, TrainConfig, class_weights, fit, soft_cross_entropy
+
+
+class TinyNet(nn.Module):
+    def __init__(self, n_features: int = 6, n_classes: int = 3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(n_features, 16), nn.ReLU(), nn.Linear(16, n_classes))
+
+    def forward(self, x, lengths=None):
+        return self.body(x)
+
+
+def collate(batch):
+    x = torch.from_numpy(np.stack([b[0] for b in batch]))
+    return x, None, torch.tensor([b[1] for b in batch])
+
+
+def blobs(n: int, seed: int, *, noise: float = 0.3):
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, 6, dtype=np.float32) * 2
+    y = rng.integers(0, 3, n)
+    x = (centres[y] + noise * rng.standard_normal((n, 6))).astype(np.float32)
+    return list(zip(x, y.tolist(), strict=True)), y
+
+
+def _fit(tmp_path, config, *, train=None, module=None, **kwargs):
+    (train_set, y), (val_set, yv) = train or (blobs(96, 0), blobs(48, 1))
+    torch.manual_seed(123)  # same initial weights in every call
+    module = module or TinyNet()
+    result = fit(module, train_set, val_set, train_targets=y, val_targets=yv, n_classes=3, config=config,
+                 collate=collate, progress=False, **kwargs)
+    return module, result
+
+
+def test_learns_a_separable_problem_and_logs_every_epoch(tmp_path):
+    log = tmp_path / "log.jsonl"
+    _, result = _fit(tmp_path, TrainConfig(epochs=8, batch_size=16, lr=1e-2), log_path=log)
+    assert result.best_val_ua > 0.9
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == list(range(1, 9))
+    assert {"train_loss", "val_loss", "val_ua", "lr", "seconds"} <= set(lines[0])
+    assert result.device.startswith("cpu")
+
+
+def test_early_stopping_on_an_unlearnable_problem(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    y, yv = rng.integers(0, 3, 64), rng.integers(0, 3, 32)
+    train = (list(zip(x, y.tolist(), strict=True)), y)
+    val = (list(zip(x[:32], yv.tolist(), strict=True)), yv)
+    _, result = _fit(tmp_path, TrainConfig(epochs=40, batch_size=16, patience=3), train=(train, val))
+    assert result.epochs_run < 40
+    assert result.epochs_run - result.best_epoch <= 3
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
+    config = TrainConfig(epochs=6, batch_size=16, lr=1e-2, schedule="cosine")
+    straight, straight_result = _fit(tmp_path, config, state_dir=tmp_path / "a")
+
+    (train_set, y), val = blobs(96, 0), blobs(48, 1)
+    calls = {"n": 0}
+
+    class Flaky(list):
+        def __getitem__(self, i):
+            calls["n"] += 1
+            if calls["n"] > 3 * len(train_set) + 5:  # dies a little into epoch 4
+                raise Interrupt
+            return list.__getitem__(self, i)
+
+    with pytest.raises(Interrupt):
+        _fit(tmp_path, config, train=((Flaky(train_set), y), val), state_dir=tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "last.json").read_text())["epoch"] == 3
+    resumed, resumed_result = _fit(tmp_path, config, train=((train_set, y), val), state_dir=tmp_path / "b")
+    assert [r["epoch"] for r in resumed_result.history] == list(range(1, 7))
+    np.testing.assert_allclose([r["train_loss"] for r in resumed_result.history],
+                               [r["train_loss"] for r in straight_result.history], rtol=1e-5)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_class_weights_and_weighted_loss():
+    w = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert w[0] == pytest.approx(4 / (2 * 3)) and w[1] == pytest.approx(4 / 2) and w[2] == 0
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    targets = torch.eye(3)[:2]
+    plain = soft_cross_entropy(logits, targets, None)
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1]))
+    torch.testing.assert_close(plain, expected)
+    assert soft_cross_entropy(logits, targets, torch.tensor([1.0, 1.0, 1.0])) == pytest.approx(float(expected))
+
+
+def test_config_is_strict():
+    with pytest.raises(ConfigError, match="epochz"):
+        TrainConfig.from_dict({"epochz": 3})
+    with pytest.raises(ConfigError, match="schedule"):
+        TrainConfig(schedule="linear")
