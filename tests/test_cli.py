@@ -86,3 +86,44 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     assert "fold6" in result.stdout and "UA" in result.stdout
     assert (tmp_path / "ravdess" / "Actor_24").is_dir() and (tmp_path / "fer2013.csv").is_file()
+
+
+def test_train_then_evaluate_then_resume(ravdess_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "voice_cnn1d", "--data", f"ravdess={ravdess_dir}", "--protocol", "ravdess-actor-split",
+            "--out", str(out), "--epochs", "2", "--batch-size", "16", "--augment", "spec", "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "actor-split" in result.stdout and "UA" in result.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_resolved"]["train"]["epochs"] == 2
+    assert config["model_resolved"]["augment"]["mixup_alpha"] == 0.2
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "--resume" in again.stderr
+    resumed = runner.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+
+    evaluated = runner.invoke(app, ["evaluate", str(out), "-q"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "actor-split" in evaluated.stdout
+
+
+def test_train_rejects_bad_arguments(ravdess_dir, tmp_path):
+    bad_data = runner.invoke(app, ["train", "voice_gru", "--data", "ravdess", "--protocol", "ravdess-6fold"])
+    assert bad_data.exit_code == 2 and "NAME=PATH" in bad_data.stderr
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  epochz: 3\n")
+    bad_key = runner.invoke(app, ["train", "voice_gru", "--data", f"ravdess={ravdess_dir}", "--protocol",
+                                  "ravdess-6fold", "--config", str(config), "--out", str(tmp_path / "o")])
+    assert bad_key.exit_code == 1 and "epochz" in bad_key.stderr
+    unknown = runner.invoke(app, ["train", "voice_nope", "--data", f"ravdess={ravdess_dir}", "--protocol",
+                                  "ravdess-6fold", "--out", str(tmp_path / "o2")])
+    assert unknown.exit_code == 1 and "unknown model" in unknown.stderr
+
+
+def test_models_listing():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    for name in ("voice_logreg", "voice_lstm", "voice_gru", "voice_cnn1d", "voice_cnn2d", "voice_crnn"):
+        assert name in result.stdout

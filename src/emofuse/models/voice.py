@@ -21,6 +21,7 @@ from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import ConfigError, TrainConfig
 
 AudioInput = str | Path | np.ndarray
+MIN_FRAMES = 64  # 0.64 s: the deepest net pools time by 16
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,9 @@ class TorchVoiceClassifier:
         import torch
 
         lengths = torch.tensor([f.shape[1] for f, _ in batch], dtype=torch.long)
-        x = torch.zeros(len(batch), batch[0][0].shape[0], int(lengths.max()))
+        # Pad to at least MIN_FRAMES so every pooling stage keeps one frame, even for a 0.1 s clip;
+        # `lengths` keeps the truth, so the padding never counts.
+        x = torch.zeros(len(batch), batch[0][0].shape[0], max(int(lengths.max()), MIN_FRAMES))
         for i, (f, _) in enumerate(batch):
             x[i, :, : f.shape[1]] = torch.from_numpy(f)
         targets = torch.tensor([t for _, t in batch], dtype=torch.long)
@@ -240,7 +243,7 @@ class TorchVoiceClassifier:
         else:
             train_set = _CroppedFeatures(train_feats, targets, self.max_frames, seed=self.train.seed)
         val_set = list(zip(val_feats, val_targets.tolist(), strict=True))
-        batch_transform = _batch_augment(self.augment) if (self.augment.spec_enabled or self.augment.mixup_alpha) else None
+        batch_transform = _batch_augment(self.augment, net) if (self.augment.spec_enabled or self.augment.mixup_alpha) else None
         self.fit_result_ = fit(net, train_set, val_set, train_targets=targets, val_targets=val_targets,
                                n_classes=len(labels), config=self.train, collate=self._collate,
                                batch_transform=batch_transform, log_path=log_path, state_dir=state_dir,
@@ -342,12 +345,15 @@ def _random_crop(feats: np.ndarray, max_frames: int, rng: np.random.Generator) -
     return feats[:, start : start + max_frames]
 
 
-def _batch_augment(config: Any) -> Any:
+def _batch_augment(config: Any, net: Any) -> Any:
     from emofuse.training.augment import mixup, spec_augment
 
     def transform(x: Any, soft: Any, generator: Any) -> tuple[Any, Any]:
         if config.spec_enabled:
-            x = spec_augment(x, config, generator=generator)
+            # Masks fill with zero; centring first makes a masked cell the training mean of its
+            # feature (zero after the net's own normalisation), not an arbitrary raw value.
+            mean = net.feature_mean.to(x.device)[None, :, None]
+            x = spec_augment(x - mean, config, generator=generator) + mean
         if config.mixup_alpha:
             x, soft = mixup(x, soft, alpha=config.mixup_alpha, generator=generator)
         return x, soft

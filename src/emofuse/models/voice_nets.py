@@ -54,19 +54,30 @@ class _Normalised(nn.Module):
 
 
 class RecurrentVoiceNet(_Normalised):
-    """Bidirectional LSTM or GRU over feature frames, mean+max pooled."""
+    """Bidirectional LSTM or GRU over feature frames, mean+max pooled.
 
-    def __init__(self, n_features: int, n_classes: int, *, cell: str = "lstm", hidden: int = 128, layers: int = 2,
-                 dropout: float = 0.3) -> None:
+    Frames are averaged in groups of ``subsample`` first (10 ms -> 40 ms steps): emotion lives in
+    prosody that changes over tens of milliseconds, and a recurrent net over 4x fewer steps trains
+    4x faster on a CPU.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, *, cell: str = "lstm", hidden: int = 96, layers: int = 2,
+                 subsample: int = 4, dropout: float = 0.3) -> None:
         super().__init__(n_features)
+        self.subsample = subsample
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.rnn = rnn(n_features, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                        dropout=dropout if layers > 1 else 0.0)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden, n_classes))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        x, mask = self.normalise(x, lengths)
-        seq = x.transpose(1, 2)  # (batch, frames, features)
+        x, _ = self.normalise(x, lengths)
+        if self.subsample > 1:
+            x = nn.functional.avg_pool1d(x, self.subsample, ceil_mode=True)  # (batch, features, frames / subsample)
+            lengths = None if lengths is None else torch.div(lengths + self.subsample - 1, self.subsample,
+                                                             rounding_mode="floor")
+        mask = frame_mask(lengths, x.shape[-1], x.shape[0], x.device)
+        seq = x.transpose(1, 2)  # (batch, steps, features)
         if lengths is not None:
             packed = nn.utils.rnn.pack_padded_sequence(seq, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.rnn(packed)

@@ -131,6 +131,9 @@ _LIGHT = AugmentConfig(
 PRESETS: dict[str, AugmentConfig] = {
     "none": AugmentConfig(),
     "light": _LIGHT,
+    # Batch-level only (SpecAugment + mixup): no waveform work, so features stay cached and an
+    # epoch costs what it costs without augmentation. The regulariser of choice on a CPU.
+    "spec": AugmentConfig(time_masks=2, time_mask_frames=20, freq_masks=2, freq_mask_bins=8, mixup_alpha=0.2),
     # ±10 % speed and ±2 semitones stay inside normal speaker variation, so the emotion label still holds.
     "strong": replace(_LIGHT, speed=(0.9, 1.1), pitch_semitones=(-2.0, 2.0), mixup_alpha=0.2),
 }
