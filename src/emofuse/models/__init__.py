@@ -50,6 +50,15 @@ MODELS: dict[str, ModelSpec] = {
     "voice_crnn": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
                             "2D CNN front end, BiGRU and attention pooling over log-mel",
                             {"arch": "crnn", "features": {"kind": "logmel"}}),
+    "face_logreg": ModelSpec("emofuse.models.face:FaceLogReg", "image",
+                             "logistic regression on standardised 48x48 pixels"),
+    "face_cnn": ModelSpec("emofuse.models.face:TorchFaceClassifier", "image",
+                          "the reference design's 4-conv CNN, with crops, flips, rotation and erasing",
+                          {"arch": "cnn"}),
+    "face_resnet": ModelSpec("emofuse.models.face:TorchFaceClassifier", "image",
+                             "ResNet-18 layout for 44x44 crops: label smoothing, cosine schedule, ten-crop TTA",
+                             {"arch": "resnet", "train": {"schedule": "cosine", "label_smoothing": 0.1,
+                                                          "lr": 1e-3, "weight_decay": 5e-4}}),
 }
 
 

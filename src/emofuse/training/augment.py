@@ -290,3 +290,71 @@ def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float,
     lam_x = lam.to(x.dtype).view(batch, *([1] * (x.ndim - 1)))
     lam_y = lam.to(y.dtype).view(batch, 1)
     return lam_x * x + (1 - lam_x) * x[partner], lam_y * y + (1 - lam_y) * y[partner]
+
+
+# --- faces ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaceAugmentConfig:
+    """Batch augmentation for face crops, on the training device: the FER2013 state-of-the-art recipe
+    (random crops, horizontal flips, small rotations, random erasing). Each is off at 0 / False."""
+
+    crop: int = 44  # random crop side out of the 48 × 48 input
+    flip: bool = True
+    rotate_degrees: float = 10.0
+    erase_p: float = 0.5  # probability of erasing one random rectangle (2-20 % of the crop)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FaceAugmentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise AugmentConfigError(f"unknown face augmentation option(s) {', '.join(unknown)}; known: "
+                                     f"{', '.join(sorted(known))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def augment_faces(x: torch.Tensor, config: FaceAugmentConfig, *, generator: torch.Generator) -> torch.Tensor:
+    """``x`` (batch, 1, side, side) in [0, 1] -> (batch, 1, crop, crop), each example transformed independently."""
+    b, _, side, _ = x.shape
+    dev = x.device
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device=generator.device).to(dev)
+
+    if config.rotate_degrees:
+        angle = (uniform(b) * 2 - 1) * config.rotate_degrees * torch.pi / 180
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        zeros = torch.zeros_like(cos)
+        theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        x = torch.nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    crop = min(config.crop, side)
+    if crop < side:
+        # One random offset per example, gathered with index arithmetic rather than a Python loop.
+        offsets = (uniform(b, 2) * (side - crop + 1)).long().clamp_max(side - crop)
+        rows = offsets[:, 0, None] + torch.arange(crop, device=dev)[None, :]  # (batch, crop)
+        cols = offsets[:, 1, None] + torch.arange(crop, device=dev)[None, :]
+        x = x.gather(2, rows[:, None, :, None].expand(b, 1, crop, side))
+        x = x.gather(3, cols[:, None, None, :].expand(b, 1, crop, crop))
+    if config.flip:
+        flip = uniform(b) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if config.erase_p:
+        area = (0.02 + uniform(b) * 0.18) * crop * crop
+        aspect = torch.exp((uniform(b) * 2 - 1) * 1.2)  # ratios in about [0.3, 3.3]
+        h = (area * aspect).sqrt().clamp(1, crop).long()
+        w = (area / aspect).sqrt().clamp(1, crop).long()
+        top = (uniform(b) * (crop - h + 1)).long()
+        left = (uniform(b) * (crop - w + 1)).long()
+        r = torch.arange(crop, device=dev)
+        inside = ((r[None, :] >= top[:, None]) & (r[None, :] < (top + h)[:, None]))[:, :, None] & \
+                 ((r[None, :] >= left[:, None]) & (r[None, :] < (left + w)[:, None]))[:, None, :]
+        erase = (uniform(b) < config.erase_p)[:, None, None] & inside
+        noise = uniform(b, crop, crop)
+        x = torch.where(erase[:, None], noise[:, None], x)
+    return x

@@ -67,7 +67,7 @@ class RunExistsError(EmofuseError):
 
 def _model_params(config: ExperimentConfig) -> dict[str, Any]:
     params = json.loads(json.dumps(config.model_params))  # a deep copy that is JSON by construction
-    if config.model != "voice_logreg":
+    if not config.model.endswith("_logreg"):
         params.setdefault("train", {})["seed"] = config.seed
     return params
 
@@ -112,7 +112,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         handle.write(git_commit() + "\n")
     write_json(out / "labels.json", list(dataset.labels))
 
-    paths = [s.path for s in dataset.samples]
+    inputs = _inputs(dataset)
     labels = [s.label for s in dataset.samples]
     rng = np.random.default_rng(config.seed)
     for fold in folds:
@@ -125,15 +125,24 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
             train_idx = np.sort(rng.choice(train_idx, config.limit_per_fold, replace=False))
         model = create_model(config.model, **params, progress=progress)
         start = time.perf_counter()
-        model.fit([paths[i] for i in train_idx], [labels[i] for i in train_idx], labels=dataset.labels,
-                  X_val=[paths[i] for i in fold.val], y_val=[labels[i] for i in fold.val],
+        model.fit(_take(inputs, train_idx), [labels[i] for i in train_idx], labels=dataset.labels,
+                  X_val=_take(inputs, fold.val), y_val=[labels[i] for i in fold.val],
                   log_path=fold_dir / "log.jsonl", state_dir=fold_dir / "state")  # type: ignore[call-arg]
         train_seconds = time.perf_counter() - start
-        probs = model.predict_proba([paths[i] for i in fold.test])
+        probs = model.predict_proba(_take(inputs, fold.test))
         model.save(fold_dir / "model")
         _write_fold(fold_dir, model, fold.test, probs, dataset, train_seconds, len(train_idx))
         shutil.rmtree(fold_dir / "state", ignore_errors=True)
     return summarize_run(out)
+
+
+def _inputs(dataset: Any) -> Any:
+    """What models are fed: inline pixels when the dataset holds them (fer2013.csv), else file paths."""
+    return dataset.pixels if dataset.pixels is not None else [s.path for s in dataset.samples]
+
+
+def _take(inputs: Any, idx: np.ndarray) -> Any:
+    return inputs[idx] if isinstance(inputs, np.ndarray) else [inputs[i] for i in idx]
 
 
 def _write_fold(fold_dir: Path, model: Any, test_idx: np.ndarray, probs: np.ndarray, dataset: Any,
@@ -220,7 +229,7 @@ def evaluate_run(run_dir: str | Path, *, data: Mapping[str, str] | None = None, 
     experiment = json.loads((run_dir / "config.json").read_text())["experiment"]
     config = ExperimentConfig.from_dict({**experiment, "data": {**experiment["data"], **(data or {})}})
     dataset, protocol = _dataset(config, progress)
-    paths = [s.path for s in dataset.samples]
+    inputs = _inputs(dataset)
     y_all = dataset.label_indices()
     rows = []
     for fold in protocol.folds(dataset, seed=0):
@@ -228,7 +237,7 @@ def evaluate_run(run_dir: str | Path, *, data: Mapping[str, str] | None = None, 
         if not (fold_dir / "model" / "model.json").is_file():
             continue
         model = load_model(fold_dir / "model")
-        probs = model.predict_proba([paths[i] for i in fold.test])
+        probs = model.predict_proba(_take(inputs, fold.test))
         m = compute_metrics(y_all[fold.test], probs=probs, labels=dataset.labels)
         stored = json.loads((fold_dir / "metrics.json").read_text())
         rows.append({"fold": fold.name, "n_test": m.n, "wa": m.wa, "ua": m.ua, "f1": m.macro_f1,
