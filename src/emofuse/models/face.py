@@ -155,7 +155,9 @@ class TorchFaceClassifier:
         self.labels_ = tuple(labels)
         return self
 
-    def predict_proba(self, X: Sequence[FaceInput] | np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+    def predict_proba(self, X: Sequence[FaceInput] | np.ndarray, *, batch_size: int = 256,
+                      tta: bool | None = None) -> np.ndarray:
+        """Probabilities ``(n, len(labels_))``; ``tta`` overrides the model's ten-crop setting (10x the work)."""
         import torch
 
         from emofuse.training.loop import resolve_device
@@ -169,7 +171,7 @@ class TorchFaceClassifier:
             with torch.no_grad():
                 for start in range(0, len(faces), batch_size):
                     x = torch.from_numpy(faces[start : start + batch_size]).float().div_(255).unsqueeze(1).to(device)
-                    views = ten_crops(x, net.crop) if self.tta else [x]
+                    views = ten_crops(x, net.crop) if (self.tta if tta is None else tta) else [x]
                     probs = torch.stack([torch.softmax(net(v).float(), dim=1) for v in views]).mean(dim=0)
                     out.append(probs.double().cpu())
         finally:

@@ -66,8 +66,14 @@ class RunExistsError(EmofuseError):
 
 
 def _model_params(config: ExperimentConfig) -> dict[str, Any]:
+    import inspect
+
+    from emofuse.models import MODELS
+
     params = json.loads(json.dumps(config.model_params))  # a deep copy that is JSON by construction
-    if not config.model.endswith("_logreg"):
+    spec = MODELS.get(config.model)
+    # The experiment seed becomes the training seed of models that train with the loop.
+    if spec is not None and "train" in inspect.signature(spec.cls()).parameters:
         params.setdefault("train", {})["seed"] = config.seed
     return params
 
