@@ -42,10 +42,11 @@ def test_contract(name, data, tmp_path):
     np.testing.assert_allclose(load_model(tmp_path / "m").predict_proba(X_val), probs, atol=1e-5)
 
 
-def test_drawn_faces_are_learnable_by_the_cnn(data):
+def test_drawn_faces_are_learnable(data):
     (X, y), _ = data
     X_big, y_big = _faces(20, 5000)
-    model = create_model("face_cnn", train={"epochs": 8, "batch_size": 32, "lr": 1e-3})
+    model = create_model("face_resnet", arch_params={"widths": [8, 16, 16, 32]},
+                         train={"epochs": 10, "batch_size": 32, "lr": 3e-3, "patience": 10})
     model.fit(X_big, y_big, labels=FER7, X_val=X, y_val=y)
     accuracy = (model.predict_proba(X).argmax(axis=1) == np.array([FER7.index(v) for v in y])).mean()
     assert accuracy > 0.5  # chance is 1/7

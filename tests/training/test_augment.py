@@ -83,7 +83,7 @@ def test_bad_values_are_refused(bad: dict[str, object]) -> None:
 
 
 def test_presets_are_valid_and_ordered_by_strength() -> None:
-    assert set(PRESETS) == {"none", "light", "strong"}
+    assert set(PRESETS) == {"none", "spec", "light", "strong"}
     for name, config in PRESETS.items():
         assert AugmentConfig.from_dict(config.to_dict()) == config, name
     none, light, strong = PRESETS["none"], PRESETS["light"], PRESETS["strong"]
@@ -94,6 +94,8 @@ def test_presets_are_valid_and_ordered_by_strength() -> None:
     assert light.speed is None and light.pitch_semitones is None and light.mixup_alpha is None
     assert strong.speed == (0.9, 1.1) and strong.pitch_semitones == (-2.0, 2.0) and strong.mixup_alpha == 0.2
     assert strong.noise_snr_db == light.noise_snr_db and strong.time_masks == light.time_masks
+    spec = PRESETS["spec"]  # batch-level only: features can stay cached
+    assert not spec.waveform_enabled and spec.spec_enabled and spec.mixup_alpha == 0.2
 
 
 def test_enabled_flags() -> None:
