@@ -12,6 +12,12 @@ from emofuse.data.synthetic import make_fer2013_csv, make_fer2013_folders, make_
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never read or fill the user's feature cache (~/.cache/emofuse)."""
+    os.environ["EMOFUSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 def real_data_dir() -> Path:
     return Path(os.environ.get("EMOFUSE_DATA_DIR", REPO.parent / "shared" / "data"))
 

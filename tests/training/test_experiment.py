@@ -1,5 +1,7 @@
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +30,9 @@ def test_logreg_on_all_six_folds_writes_a_reproducible_run(ravdess_dir, tmp_path
     assert stored.ua_mean == pytest.approx(record.ua_mean)
     config = json.loads((out / "config.json").read_text())
     assert config["model_resolved"]["features"]["kind"] == "mfcc" and config["protocol"]["speaker_independent"]
+
+    cached = list(Path(os.environ["EMOFUSE_CACHE_DIR"]).rglob("*.npy"))
+    assert len(cached) >= 360  # every clip's features went to the (test-private) disk cache
 
     rows = evaluate_run(out, progress=False)
     assert [r["fold"] for r in rows] == [f"fold{k}" for k in range(1, 7)]

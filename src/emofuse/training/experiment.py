@@ -78,6 +78,14 @@ def _model_params(config: ExperimentConfig) -> dict[str, Any]:
     return params
 
 
+def _runtime_options(model: str) -> dict[str, Any]:
+    """Options that change how fast a run goes, never its result: voice features come from the disk cache."""
+    from emofuse.features.cache import FeatureCache
+    from emofuse.models import MODELS
+
+    return {"cache": FeatureCache()} if model in MODELS and MODELS[model].modality == "audio" else {}
+
+
 def _dataset(config: ExperimentConfig, progress: bool) -> Any:
     from emofuse.data import get_protocol, load_dataset
 
@@ -129,7 +137,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         train_idx = fold.train
         if config.limit_per_fold is not None and len(train_idx) > config.limit_per_fold:
             train_idx = np.sort(rng.choice(train_idx, config.limit_per_fold, replace=False))
-        model = create_model(config.model, **params, progress=progress)
+        model = create_model(config.model, **params, **_runtime_options(config.model), progress=progress)
         start = time.perf_counter()
         model.fit(_take(inputs, train_idx), [labels[i] for i in train_idx], labels=dataset.labels,
                   X_val=_take(inputs, fold.val), y_val=[labels[i] for i in fold.val],
