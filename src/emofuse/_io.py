@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from emofuse.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
@@ -48,3 +50,31 @@ def file_digest(path: str | Path, algorithm: str = "sha256", chunk_bytes: int = 
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_file(path: Path) -> None:
+    """Raise :class:`DataError` for a path that is missing, not a file, or empty."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    if not path.is_file():
+        raise DataError(path, "not a file")
+    if size == 0:
+        raise DataError(path, "empty file (0 bytes)")
+
+
+def file_head(path: Path, n_bytes: int = 512) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(n_bytes)
+
+
+def looks_like_text(head: bytes) -> bool:
+    """True when the first bytes of a file are printable UTF-8: a text file wearing a media suffix."""
+    if not head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(byte >= 32 or byte in (9, 10, 13) for byte in head)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 
 class EmofuseError(Exception):
@@ -19,6 +21,20 @@ class BadFile:
 
     def to_dict(self) -> dict[str, str]:
         return {"path": self.path, "problem": self.problem}
+
+
+class ConfigError(EmofuseError):
+    """A configuration with an unknown key or an invalid value."""
+
+
+def checked_options(cls: Any, options: Mapping[str, Any], *, what: str,
+                    error: type[EmofuseError] = ConfigError) -> dict[str, Any]:
+    """``options`` as keyword arguments for dataclass ``cls``; an unknown key is an error listing the known ones."""
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise error(f"unknown {what} option(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return dict(options)
 
 
 class DataError(EmofuseError):

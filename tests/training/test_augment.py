@@ -54,7 +54,7 @@ def test_from_dict_converts_lists_and_round_trips_through_json() -> None:
 
 
 def test_from_dict_rejects_unknown_keys_and_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown key") as info:
+    with pytest.raises(ValueError, match="unknown augmentation option") as info:
         AugmentConfig.from_dict({"noise_snr": [10, 20], "gain_db": [-6, 6]})
     message = str(info.value)
     assert "noise_snr" in message

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emofuse._io import check_file, file_head, looks_like_text
 from emofuse.errors import DataError
 
 if TYPE_CHECKING:
@@ -33,32 +34,12 @@ class AudioInfo:
         return self.frames / self.sample_rate_hz if self.sample_rate_hz else 0.0
 
 
-def _check_nonempty(path: Path) -> None:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    if size == 0:
-        raise DataError(path, "empty file (0 bytes)")
-
-
-def _looks_like_text(path: Path) -> bool:
-    head = path.open("rb").read(512)
-    if not head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return all(ch >= 32 or ch in (9, 10, 13) for ch in head)
-
-
 def probe_audio(path: str | Path) -> AudioInfo:
     """Read an audio file's header; raise :class:`DataError` naming the file if it is unusable."""
     import soundfile as sf
 
     path = Path(path)
-    _check_nonempty(path)
+    check_file(path)
     try:
         with sf.SoundFile(path) as handle:
             info = AudioInfo(handle.samplerate, handle.channels, handle.frames)
@@ -67,7 +48,7 @@ def probe_audio(path: str | Path) -> AudioInfo:
         av_info = _probe_with_av(path)
         if av_info is not None:
             return av_info
-        if _looks_like_text(path):
+        if looks_like_text(file_head(path)):
             raise DataError(path, "not audio: the file holds text") from None
         raise DataError(path, f"not readable as audio ({exc.error_string.strip() or exc})") from None
     if _TRUNCATED.search(extra):
@@ -126,12 +107,12 @@ def probe_image(path: str | Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    _check_nonempty(path)
+    check_file(path)
     try:
         with Image.open(path) as image:
             return image.size
     except UnidentifiedImageError:
-        if _looks_like_text(path):
+        if looks_like_text(file_head(path)):
             raise DataError(path, "not an image: the file holds text") from None
         raise DataError(path, "not readable as an image") from None
     except OSError as exc:

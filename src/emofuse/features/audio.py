@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from emofuse._io import check_file, file_head, looks_like_text
 from emofuse.errors import DataError
 
 SAMPLE_RATE_HZ = 16_000
@@ -77,7 +78,7 @@ def load_audio(
     A silent file is not an error: it loads as zeros.
     """
     path = Path(path)
-    _check_nonempty_file(path)
+    check_file(path)
     try:
         y, file_rate_hz = _read_with_soundfile(path, max_seconds=max_seconds)  # (frames, channels)
     except _NotForSoundfile as exc:
@@ -123,7 +124,7 @@ def _read_with_soundfile(path: Path, *, max_seconds: float | None) -> tuple[np.n
 
 def _read_with_av(path: Path, *, max_seconds: float | None, soundfile_problem: str) -> tuple[np.ndarray, int]:
     """``(y, rate_hz)`` with ``y`` float32 ``(frames, channels)``, decoded by FFmpeg through PyAV."""
-    if _looks_like_text(path):
+    if looks_like_text(file_head(path)):
         raise DataError(path, "not audio: the file holds text")
     try:
         import av
@@ -191,27 +192,6 @@ def _read_with_av(path: Path, *, max_seconds: float | None, soundfile_problem: s
 
 def _av_reason(exc: Exception) -> str:
     return str(getattr(exc, "strerror", None) or exc)
-
-
-def _check_nonempty_file(path: Path) -> None:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    if not path.is_file():
-        raise DataError(path, "not a file")
-    if size == 0:
-        raise DataError(path, "empty file (0 bytes)")
-
-
-def _looks_like_text(path: Path) -> bool:
-    with path.open("rb") as handle:
-        head = handle.read(512)
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return bool(head) and all(byte >= 32 or byte in (9, 10, 13) for byte in head)
 
 
 def _check_duration(path: Path, seconds: float, *, max_seconds: float | None) -> None:

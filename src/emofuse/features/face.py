@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from emofuse._io import looks_like_text
 from emofuse.errors import DataError, EmofuseError
 
 FACE_SIDE = 48
@@ -136,7 +137,7 @@ def _decode(stream: Any, *, name: str, head: bytes) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(stream)
     except UnidentifiedImageError:
-        if _looks_like_text(head):
+        if looks_like_text(head):
             raise DataError(name, "not an image: the file holds text") from None
         if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
             raise DataError(
@@ -239,16 +240,6 @@ def _to_uint8(pixels: np.ndarray, *, name: str) -> np.ndarray:
             return np.rint(pixels).astype(np.uint8)
         raise DataError(name, f"float pixel values {lowest:g}..{highest:g} are neither in [0, 1] nor in [0, 255]")
     raise DataError(name, f"unsupported pixel type {pixels.dtype}")
-
-
-def _looks_like_text(head: bytes) -> bool:
-    if not head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return all(ch >= 32 or ch in (9, 10, 13) for ch in head)
 
 
 def _grey(pixels: np.ndarray) -> np.ndarray:

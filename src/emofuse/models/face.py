@@ -133,8 +133,9 @@ class TorchFaceClassifier:
     def fit(self, X: Sequence[FaceInput] | np.ndarray, y: Sequence[str], *, labels: Sequence[str],
             X_val: Sequence[FaceInput] | np.ndarray | None = None, y_val: Sequence[str] | None = None,
             log_path: str | Path | None = None, state_dir: str | Path | None = None) -> TorchFaceClassifier:
+        from emofuse.errors import ConfigError
         from emofuse.training.augment import augment_faces
-        from emofuse.training.loop import ConfigError, fit
+        from emofuse.training.loop import fit
 
         if X_val is None or y_val is None:
             raise ConfigError(f"{self.name} needs validation data for early stopping")

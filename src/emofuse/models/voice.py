@@ -8,17 +8,18 @@ trained on. Features of files are cached on disk (content hash + settings) and r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emofuse.errors import ConfigError, checked_options
 from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, log_mel, mfcc, trim_silence, utterance_stats
 from emofuse.features.cache import FeatureCache
 from emofuse.models._base import check_fitted, label_targets
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
-from emofuse.training.loop import ConfigError, TrainConfig
+from emofuse.training.loop import TrainConfig
 
 AudioInput = str | Path | np.ndarray
 MIN_FRAMES = 64  # 0.64 s: the deepest net pools time by 16
@@ -42,7 +43,7 @@ class VoiceFeatures:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> VoiceFeatures:
-        return cls(**_strict(cls, d, "feature"))
+        return cls(**checked_options(cls, d, what="feature"))
 
     @property
     def n_features(self) -> int:
@@ -55,14 +56,6 @@ class VoiceFeatures:
         if self.kind == "mfcc":
             return mfcc(y, sr=self.sample_rate_hz, n_mfcc=self.n_mfcc, n_mels=self.n_mels, hop_length=self.hop_length)
         return log_mel(y, sr=self.sample_rate_hz, n_mels=self.n_mels, hop_length=self.hop_length)
-
-
-def _strict(cls: Any, d: Mapping[str, Any], what: str) -> dict[str, Any]:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"unknown {what} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return dict(d)
 
 
 def load_waveform(item: AudioInput, *, sample_rate_hz: int) -> np.ndarray:

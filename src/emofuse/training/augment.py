@@ -19,14 +19,14 @@ import random
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
 
-from emofuse.errors import EmofuseError
+from emofuse.errors import EmofuseError, checked_options
 
 _RANGE_FIELDS = ("noise_snr_db", "gain_db", "speed", "pitch_semitones")
 _INT_FIELDS = ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins")
@@ -86,13 +86,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AugmentConfig:
         """Build from a parsed YAML/JSON mapping; lists become tuples, an unknown key is an error."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise AugmentConfigError(
-                f"augment config: unknown key(s) {', '.join(unknown)}. Known keys: {', '.join(known)}"
-            )
-        values = dict(d)
+        values = checked_options(cls, d, what="augmentation", error=AugmentConfigError)
         for name in _RANGE_FIELDS:
             if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
@@ -307,12 +301,7 @@ class FaceAugmentConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FaceAugmentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise AugmentConfigError(f"unknown face augmentation option(s) {', '.join(unknown)}; known: "
-                                     f"{', '.join(sorted(known))}")
-        return cls(**d)
+        return cls(**checked_options(cls, d, what="face augmentation", error=AugmentConfigError))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,15 +25,14 @@ import json
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from emofuse._io import atomic_write, write_json
-from emofuse.errors import EmofuseError
-from emofuse.training.loop import ConfigError
+from emofuse.errors import ConfigError, EmofuseError, checked_options
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown experiment option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**d)
+        return cls(**checked_options(cls, d, what="experiment"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from emofuse.errors import EmofuseError
+from emofuse.errors import ConfigError, checked_options
 from emofuse.evaluation.metrics import compute_metrics
 from emofuse.training.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 
@@ -34,10 +34,6 @@ Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
 Collate = Callable[[list[Any]], Batch]
 # (x, soft targets (batch, n_classes), generator) -> (x, soft targets): augmentation over a batch.
 BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
-
-
-class ConfigError(EmofuseError):
-    """A configuration with an unknown key or an invalid value."""
 
 
 @dataclass(frozen=True)
@@ -67,11 +63,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**d)
+        return cls(**checked_options(cls, d, what="training"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
