@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from emofuse.models._base import check_fitted, label_targets
+from emofuse.models._linear import StandardisedLogReg
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig
 
@@ -50,34 +51,18 @@ class FaceLogReg:
 
     def fit(self, X: Sequence[FaceInput] | np.ndarray, y: Sequence[str], *, labels: Sequence[str],
             X_val: Any = None, y_val: Any = None, **_: Any) -> FaceLogReg:
-        from sklearn.linear_model import LogisticRegression
-
         targets = label_targets(y, labels)
-        pixels = as_faces(X).reshape(len(y), -1).astype(np.float32) / 255
-        self.mean_, self.scale_ = pixels.mean(axis=0), pixels.std(axis=0) + 1e-6
-        model = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight="balanced")
-        model.fit((pixels - self.mean_) / self.scale_, targets)
-        self.coef_, self.intercept_, self.classes_ = model.coef_, model.intercept_, model.classes_.astype(np.int64)
+        self.head_ = StandardisedLogReg(C=self.C, max_iter=self.max_iter).fit(_pixels(X), targets)
         self.labels_ = tuple(labels)
         return self
 
     def predict_proba(self, X: Sequence[FaceInput] | np.ndarray) -> np.ndarray:
         check_fitted(self)
-        faces = as_faces(X)
-        z = (faces.reshape(len(faces), -1).astype(np.float32) / 255 - self.mean_) / self.scale_
-        logits = z @ self.coef_.T + self.intercept_
-        if logits.shape[1] == 1:
-            logits = np.concatenate([-logits, logits], axis=1) / 2
-        logits -= logits.max(axis=1, keepdims=True)
-        present = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        probs = np.zeros((len(faces), len(self.labels_)))
-        probs[:, self.classes_] = present
-        return probs
+        return self.head_.predict_proba(_pixels(X), len(self.labels_))
 
     def save(self, directory: str | Path) -> None:
         check_fitted(self)
-        save_checkpoint(directory, arrays={"coef": self.coef_, "intercept": self.intercept_, "classes": self.classes_,
-                                           "mean": self.mean_, "scale": self.scale_},
+        save_checkpoint(directory, arrays=self.head_.arrays(),
                         meta={"model": self.name, "architecture": {"kind": "logreg", "C": self.C},
                               "labels": list(self.labels_), "features": {"input": "48x48 grey pixels / 255"}})
 
@@ -85,10 +70,14 @@ class FaceLogReg:
     def load(cls, directory: str | Path, **kwargs: Any) -> FaceLogReg:
         arrays, meta = load_checkpoint(directory)
         model = cls(meta["model"], C=meta["architecture"]["C"], **kwargs)
-        model.coef_, model.intercept_, model.classes_ = arrays["coef"], arrays["intercept"], arrays["classes"]
-        model.mean_, model.scale_ = arrays["mean"], arrays["scale"]
+        model.head_ = StandardisedLogReg.from_arrays(arrays, C=model.C)
         model.labels_ = tuple(meta["labels"])
         return model
+
+
+def _pixels(X: Sequence[FaceInput] | np.ndarray) -> np.ndarray:
+    faces = as_faces(X)
+    return faces.reshape(len(faces), -1).astype(np.float32) / 255  # (n, 2304)
 
 
 class TorchFaceClassifier:

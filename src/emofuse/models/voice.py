@@ -18,6 +18,7 @@ from emofuse.errors import ConfigError, checked_options
 from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, log_mel, mfcc, trim_silence, utterance_stats
 from emofuse.features.cache import FeatureCache
 from emofuse.models._base import check_fitted, label_targets
+from emofuse.models._linear import StandardisedLogReg
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig
 
@@ -111,35 +112,17 @@ class VoiceLogReg:
 
     def fit(self, X: Sequence[AudioInput], y: Sequence[str], *, labels: Sequence[str],
             X_val: Sequence[AudioInput] | None = None, y_val: Sequence[str] | None = None, **_: Any) -> VoiceLogReg:
-        from sklearn.linear_model import LogisticRegression
-
-        targets = label_targets(y, labels)
-        stats = self._stats(X)
-        self.mean_ = stats.mean(axis=0)
-        self.scale_ = stats.std(axis=0) + 1e-8
-        model = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight="balanced")
-        model.fit((stats - self.mean_) / self.scale_, targets)
-        self.coef_, self.intercept_ = model.coef_, model.intercept_
-        self.classes_ = model.classes_.astype(np.int64)
+        self.head_ = StandardisedLogReg(C=self.C, max_iter=self.max_iter).fit(self._stats(X), label_targets(y, labels))
         self.labels_ = tuple(labels)
         return self
 
     def predict_proba(self, X: Sequence[AudioInput]) -> np.ndarray:
         check_fitted(self)
-        z = (self._stats(X) - self.mean_) / self.scale_
-        logits = z @ self.coef_.T + self.intercept_
-        if logits.shape[1] == 1:  # scikit-learn's binary form: one column for classes_[1]
-            logits = np.concatenate([-logits, logits], axis=1) / 2
-        present = _softmax(logits)
-        # Columns follow labels_; a class never seen in training gets probability 0.
-        probs = np.zeros((len(z), len(self.labels_)))
-        probs[:, self.classes_] = present
-        return probs
+        return self.head_.predict_proba(self._stats(X), len(self.labels_))
 
     def save(self, directory: str | Path) -> None:
         check_fitted(self)
-        save_checkpoint(directory, arrays={"coef": self.coef_, "intercept": self.intercept_, "classes": self.classes_,
-                                           "mean": self.mean_, "scale": self.scale_},
+        save_checkpoint(directory, arrays=self.head_.arrays(),
                         meta={"model": self.name, "architecture": {"kind": "logreg", "C": self.C},
                               "labels": list(self.labels_), "features": asdict(self.features)})
 
@@ -148,16 +131,9 @@ class VoiceLogReg:
         arrays, meta = load_checkpoint(directory)
         model = cls(meta["model"], features=VoiceFeatures.from_dict(meta["features"]), C=meta["architecture"]["C"],
                     **kwargs)
-        model.coef_, model.intercept_ = arrays["coef"], arrays["intercept"]
-        model.classes_, model.mean_, model.scale_ = arrays["classes"], arrays["mean"], arrays["scale"]
+        model.head_ = StandardisedLogReg.from_arrays(arrays, C=model.C)
         model.labels_ = tuple(meta["labels"])
         return model
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 # --- torch networks ----------------------------------------------------------------------------
