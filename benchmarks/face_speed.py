@@ -18,11 +18,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from emofuse._io import write_json  # noqa: E402
 from emofuse.data.synthetic import draw_face  # noqa: E402
@@ -32,23 +32,6 @@ from emofuse.labels import FER7  # noqa: E402
 from emofuse.models import MODELS, create_model, load_model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "face_speed.json"
-
-
-def percentiles(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
-    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
-            "n": len(a)}
-
-
-def timed(fn, repeats: int, warmup: int = 5) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return percentiles(out)
 
 
 def frame_640x480() -> np.ndarray:

@@ -27,8 +27,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from emofuse._io import write_json  # noqa: E402
 from emofuse.data.synthetic import tone_clip  # noqa: E402
@@ -39,12 +39,6 @@ from emofuse.models import MODELS, create_model, load_model  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "voice_speed.json"
 CLIP_SECONDS = 3.5
 SAMPLE_RATE_HZ = 16_000
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    a = np.asarray(samples_ms)
-    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
-            "mean_ms": round(float(a.mean()), 3), "n": len(a)}
 
 
 def feature_throughput(paths: list[Path]) -> dict[str, object]:
@@ -84,17 +78,6 @@ def trained_or_quick(name: str, runs: Path | None):
     return create_model(name, **kwargs).fit(X, y, labels=labels, X_val=X[:4], y_val=y[:4]), "fitted on generated clips"
 
 
-def latency(model, waveform: np.ndarray, *, repeats: int, warmup: int = 5) -> dict[str, float]:
-    for _ in range(warmup):
-        model.predict_proba([waveform])
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict_proba([waveform])
-        times.append((time.perf_counter() - start) * 1000)
-    return percentiles(times)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="RAVDESS folder; generated clips when absent")
@@ -131,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if spec.modality != "audio":
             continue
         model, origin = trained_or_quick(name, runs)
-        models[name] = {**latency(model, waveform, repeats=args.repeats), "model_from": origin}
+        models[name] = {**timed(lambda m=model: m.predict_proba([waveform]), args.repeats), "model_from": origin}
         print(name, models[name], flush=True)
 
     write_json(args.results, {
