@@ -14,6 +14,7 @@ from emofuse.data.custom import load_folder, load_manifest
 from emofuse.data.fer2013 import load_fer2013
 from emofuse.data.protocols import PROTOCOLS, Fold, Protocol, ProtocolError, get_protocol
 from emofuse.data.ravdess import load_ravdess, parse_ravdess_name
+from emofuse.data.text import load_carer, load_meld
 from emofuse.errors import EmofuseError
 
 
@@ -25,6 +26,8 @@ def _load_custom(path: str | Path, **kwargs: object) -> Dataset:
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "ravdess": load_ravdess,
     "fer2013": load_fer2013,
+    "meld": load_meld,
+    "carer": load_carer,
     "folder": load_folder,
     "manifest": load_manifest,
     "custom": _load_custom,
@@ -51,10 +54,12 @@ __all__ = [
     "ProtocolError",
     "Sample",
     "get_protocol",
+    "load_carer",
     "load_dataset",
     "load_fer2013",
     "load_folder",
     "load_manifest",
+    "load_meld",
     "load_ravdess",
     "parse_ravdess_name",
 ]

@@ -50,7 +50,8 @@ class Dataset:
     """A loaded dataset: samples in a fixed order, its label set, and the files it could not use.
 
     ``pixels`` holds images inline when the source stores them inline (fer2013.csv): shape
-    ``(n, 48, 48)`` uint8, row ``i`` belongs to ``samples[i]``.
+    ``(n, 48, 48)`` uint8, row ``i`` belongs to ``samples[i]``; ``texts`` likewise holds the
+    utterances of a text dataset.
     """
 
     name: str
@@ -60,6 +61,7 @@ class Dataset:
     root: Path
     bad_files: list[BadFile] = field(default_factory=list)
     pixels: np.ndarray | None = None
+    texts: list[str] | None = None  # text datasets hold their utterances inline, row i for samples[i]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -97,4 +99,5 @@ class Dataset:
             self,
             samples=[self.samples[i] for i in idx],
             pixels=None if self.pixels is None else self.pixels[idx],
+            texts=None if self.texts is None else [self.texts[i] for i in idx],
         )

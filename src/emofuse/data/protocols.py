@@ -151,6 +151,22 @@ def _fer2013_official(dataset: Dataset, seed: int) -> list[Fold]:
                  val=np.flatnonzero(splits == "PublicTest"), test=np.flatnonzero(splits == "PrivateTest"))]
 
 
+def _official_splits(train: str, val: str, test: str) -> Callable[[Dataset, int], list[Fold]]:
+    def make(dataset: Dataset, seed: int) -> list[Fold]:
+        import numpy as np
+
+        del seed
+        splits = np.array([s.split for s in dataset.samples], dtype=object)
+        missing = [u for u in (train, val, test) if not (splits == u).any()]
+        if missing:
+            raise ProtocolError(f"{dataset.name} has no {', '.join(missing)} split here: the official protocol "
+                                "needs all three files")
+        return [Fold(name="official", train=np.flatnonzero(splits == train), val=np.flatnonzero(splits == val),
+                     test=np.flatnonzero(splits == test))]
+
+    return make
+
+
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
@@ -162,6 +178,10 @@ PROTOCOLS: dict[str, Protocol] = {
                  "stratified 80/20 clip split (seed 0), speaker-leaky: for comparison only", _stratified_random),
         Protocol("fer2013-official", "fer2013", False, False,
                  "train Training, validate PublicTest, test PrivateTest", _fer2013_official),
+        Protocol("meld-official", "meld", False, False,
+                 "MELD's official split: train, validate dev, test test", _official_splits("train", "dev", "test")),
+        Protocol("carer-official", "carer", False, False,
+                 "CARER's 16k/2k/2k split: train, validate val, test test", _official_splits("train", "val", "test")),
     )
 }
 

