@@ -62,6 +62,20 @@ MODELS: dict[str, ModelSpec] = {
                              "ResNet-18 layout for 44x44 crops: label smoothing, cosine schedule, ten-crop TTA",
                              {"arch": "resnet", "train": {"schedule": "cosine", "label_smoothing": 0.1,
                                                           "lr": 1e-3, "weight_decay": 5e-4}}),
+    # Late fusion: X is a FusionInput (members' probabilities); fit on the members' validation predictions.
+    "fusion_mean": ModelSpec("emofuse.fusion:LateFusion", "fusion",
+                             "average of the members' temperature-scaled probabilities", {"strategy": "mean"}),
+    "fusion_weighted": ModelSpec("emofuse.fusion:LateFusion", "fusion",
+                                 "weighted average, weights searched on validation data (UA)",
+                                 {"strategy": "weighted"}),
+    "fusion_max_confidence": ModelSpec("emofuse.fusion:LateFusion", "fusion",
+                                       "the most confident member's (temperature-scaled) distribution",
+                                       {"strategy": "max_confidence"}),
+    "fusion_product": ModelSpec("emofuse.fusion:LateFusion", "fusion",
+                                "geometric mean of the members' temperature-scaled probabilities",
+                                {"strategy": "product"}),
+    "fusion_stacking": ModelSpec("emofuse.fusion:StackingFusion", "fusion",
+                                 "logistic regression on the members' validation probabilities"),
 }
 
 
