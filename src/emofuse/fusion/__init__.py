@@ -36,6 +36,18 @@ from emofuse.fusion._models import FusionInput, FusionResult, LateFusion, Stacki
 from emofuse.labels import shared_label_set
 
 
+def create_fusion(name: str, **params: object) -> LateFusion:
+    """A fusion classifier of the registry by name (``fusion_mean``, ...); other models are an error."""
+    from emofuse.models import MODELS, create_model
+
+    if name not in MODELS or MODELS[name].modality != "fusion":
+        known = ", ".join(n for n, s in MODELS.items() if s.modality == "fusion")
+        raise FusionError(f"{name!r} is not a fusion model; known: {known}")
+    model = create_model(name, **params)
+    assert isinstance(model, LateFusion)
+    return model
+
+
 class NoModalityError(FusionError):
     """Every member is missing for the sample: there is nothing to fuse."""
 
@@ -82,6 +94,7 @@ __all__ = [
     "align_members",
     "apply_temperature",
     "combine",
+    "create_fusion",
     "fit_temperature",
     "fuse",
 ]
