@@ -275,9 +275,15 @@ class StackingFusion(LateFusion):
     probabilities are zeros with the flag off. So that the stacker knows what to do when a member
     is missing, it is fitted on the fit data repeated with each member dropped in turn (and with
     each member alone), besides the rows as they come.
+
+    ``C=None`` (the default) picks the regularisation from :data:`C_GRID` by 3-fold cross-validation
+    (log-loss) on the fit data itself, folds grouped by sample; a validation set of a few hundred
+    clips is small for ``M * (K + 1)`` features, and a fixed weak penalty overfits it.
     """
 
-    def __init__(self, name: str, *, temperature: bool = True, C: float = 1.0, max_iter: int = 2000,
+    C_GRID = (0.001, 0.01, 0.1, 1.0)
+
+    def __init__(self, name: str, *, temperature: bool = True, C: float | None = None, max_iter: int = 2000,
                  progress: bool = False) -> None:
         super().__init__(name, strategy="mean", temperature=temperature, progress=progress)
         self.C = C
@@ -324,10 +330,34 @@ class StackingFusion(LateFusion):
             feats.append(self._features(dropped)[keep])
             targets.append(y_idx[keep])
         features, all_targets = np.concatenate(feats), np.concatenate(targets)
+        groups = np.concatenate([np.flatnonzero(keep_mask) for keep_mask in self._kept(aligned)])
         if len(np.unique(all_targets)) < 2:
             raise FusionError(f"{self.name}: stacking needs fit data with at least two classes")
-        self.head_ = StandardisedLogReg(C=self.C, max_iter=self.max_iter).fit(features, all_targets)
+        self.C_ = self.C if self.C is not None else self._select_C(features, all_targets, groups)
+        self.head_ = StandardisedLogReg(C=self.C_, max_iter=self.max_iter).fit(features, all_targets)
         return self
+
+    def _kept(self, aligned: Aligned) -> list[np.ndarray]:
+        return [(aligned.present & mask[None, :]).any(axis=1) for mask in self._masks(len(self.members_))]
+
+    def _select_C(self, features: np.ndarray, targets: np.ndarray, groups: np.ndarray) -> float:
+        """The C of :data:`C_GRID` with the lowest held-out log-loss, 3 folds grouped by sample."""
+        from emofuse.models._linear import StandardisedLogReg
+
+        n_samples = int(groups.max()) + 1
+        fold_of = np.random.default_rng(0).permutation(n_samples) % 3
+        losses = []
+        for C in self.C_GRID:
+            loss = 0.0
+            for k in range(3):
+                test = fold_of[groups] == k
+                if test.all() or not test.any() or len(np.unique(targets[~test])) < 2:
+                    continue
+                head = StandardisedLogReg(C=C, max_iter=self.max_iter).fit(features[~test], targets[~test])
+                probs = head.predict_proba(features[test], len(self.labels_))
+                loss += float(-np.log(np.clip(probs[np.arange(test.sum()), targets[test]], 1e-12, None)).sum())
+            losses.append(loss)
+        return float(self.C_GRID[int(np.argmin(losses))])
 
     def predict_proba(self, X: FusionInput) -> np.ndarray:
         check_fitted(self)
@@ -341,10 +371,12 @@ class StackingFusion(LateFusion):
         from emofuse.training.checkpoint import save_checkpoint
 
         check_fitted(self)
-        save_checkpoint(directory, arrays={"weights": self.weights_, **self.head_.arrays()}, meta=self._meta())
+        save_checkpoint(directory, arrays={"weights": self.weights_, **self.head_.arrays()},
+                        meta={**self._meta(), "selected_C": self.C_})
 
     def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         from emofuse.models._linear import StandardisedLogReg
 
         super()._restore(arrays, meta)
-        self.head_ = StandardisedLogReg.from_arrays(dict(arrays), C=self.C)
+        self.C_ = float(meta["selected_C"])
+        self.head_ = StandardisedLogReg.from_arrays(dict(arrays), C=self.C_)

@@ -68,6 +68,7 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
     Per pairing, every voice fold is scored and the fold scores averaged; the result is mean ± std
     over pairings. Skipped (read back) when ``paired.json`` exists for the same inputs and config.
     """
+    from emofuse.evaluation.results import git_commit
     from emofuse.fusion import FusionInput, create_fusion
     from emofuse.labels import BASIC7, align_probabilities
     from emofuse.study.runner import _file_digest
@@ -81,7 +82,7 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
     inputs = [d / "folds" / f / n for d, folds in ((voice_dir, voice_folds), (face_dir, face_folds))
               for f in folds for n in ("predictions.npz", "val_predictions.npz")]
     identity = {"version": VERSION, "config": asdict(config),
-                "voice_run": str(voice_dir), "face_run": str(face_dir), "inputs_sha256": _file_digest(inputs)}
+                "voice_run": str(voice_dir), "face_run": str(face_dir), "inputs_sha256": _file_digest(inputs), "code": git_commit()}
     result_path = out / "paired.json"
     if result_path.is_file():
         stored = json.loads(result_path.read_text())

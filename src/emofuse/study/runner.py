@@ -246,8 +246,10 @@ def run_fusion_cell(config: StudyConfig, entry: FusionEntry, cell: Cell, member_
                                   for name in ("predictions.npz", "val_predictions.npz")])
     experiment = {"model": entry.strategy, "data": {}, "protocol": cell.protocol, "out": str(cell.dir),
                   "seed": cell.seed, "model_params": entry.params, "folds": folds, "limit_per_fold": None}
+    # Fitting is cheap, so a fusion is fitted again whenever its inputs or the code change.
+    code = git_commit()
     fusion_info = {"entry": entry.name, "members": {m: str(member_dirs[m]) for m in entry.members},
-                   "inputs_sha256": inputs_digest}
+                   "inputs_sha256": inputs_digest, "code": code}
     config_path = cell.dir / "config.json"
     if config_path.is_file() and (cell.dir / "results.json").is_file():
         stored = json.loads(config_path.read_text())
@@ -259,7 +261,7 @@ def run_fusion_cell(config: StudyConfig, entry: FusionEntry, cell: Cell, member_
     cell.dir.mkdir(parents=True)
     write_json(config_path, {"experiment": experiment, "fusion": fusion_info, "model_resolved": entry.params,
                              "protocol": first["protocol"]})
-    (cell.dir / "git_sha").write_text(git_commit() + "\n")
+    (cell.dir / "git_sha").write_text(code + "\n")
     write_json(cell.dir / "labels.json", list(labels))
     for fold in folds:
         parts = {split: {m: load_fold_predictions(member_dirs[m], fold, split=split) for m in entry.members}
