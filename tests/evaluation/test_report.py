@@ -9,10 +9,10 @@ from emofuse.evaluation.report import ReportData, ReportRow, write_report
 LABELS = ["neutral", "happy", "sad"]
 
 
-def _row(entry, protocol, ua, *, kind="model", leaky=False, members=(), references=()):
+def _row(entry, protocol, ua, *, kind="model", leaky=False, members=(), references=(), n_folds=2):
     return ReportRow(
         entry=entry, kind=kind, model="fusion_mean" if kind == "fusion" else "voice_logreg", description="",
-        protocol=protocol, dataset="ravdess", leaky=leaky, seeds=[0], n_folds=2, n_test=60, labels=LABELS,
+        protocol=protocol, dataset="ravdess", leaky=leaky, seeds=[0], n_folds=n_folds, n_test=60, labels=LABELS,
         wa_mean=ua + 0.01, wa_std=0.02, ua_mean=ua, ua_std=0.03, f1_mean=ua - 0.01, f1_std=0.04,
         ci95={"ua": [ua - 0.05, ua + 0.05]}, confusion=[[8, 1, 1], [2, 7, 1], [0, 3, 7]],
         per_class_f1={"neutral": 0.7, "happy": 0.6, "sad": 0.65}, train_seconds=12.0, device="cpu",
@@ -25,7 +25,7 @@ def test_report_tables_sections_and_embedded_figures(tmp_path):
                                                       "note": ""}]),
         _row("b|c", "ravdess-6fold", 0.50),
         _row("fused", "ravdess-6fold", 0.55, kind="fusion", members=["a", "b|c"]),
-        _row("a", "ravdess-random", 0.70, leaky=True),
+        _row("a", "ravdess-random", 0.70, leaky=True, n_folds=1),
     ]
     data = ReportData(name="t", description="a test", notes=["reduced"], command="emofuse study x.yaml --out y",
                       commit="abc", created="today", rows=rows,
@@ -35,7 +35,8 @@ def test_report_tables_sections_and_embedded_figures(tmp_path):
     assert "| a | voice_logreg | 41.0 ± 2.0 | 40.0 ± 3.0 | 39.0 ± 4.0 | 35.0–45.0 | WA 38.33 (ours 41.0, +2.7) |" in md
     assert "b\\|c" in md  # a pipe in a name does not break the table
     assert "| fused | ravdess-6fold | a 40.0, b\\|c 50.0 | 50.0 (b\\|c) | 55.0 ± 3.0 | +5.0 |" in md
-    assert "| a | ravdess-random | 70.0 ± 3.0 | ravdess-6fold | 40.0 ± 3.0 | +30.0 |" in md
+    assert "| a | ravdess-random | 70.0 | ravdess-6fold | 40.0 ± 3.0 | +30.0 |" in md  # one fold: no spread
+    assert "| a | voice_logreg | 71.0 | 70.0 | 69.0 |" in md
     assert "**Note.** reduced" in md and "emofuse study x.yaml --out y" in md and "| text | text_bigru | later |" in md
     assert "paper &lt;x&gt;" in page and "<x>" not in page  # escaped in HTML
     assert "<strong>fused</strong>" in page

@@ -89,6 +89,8 @@ def test_missing_member_renormalises_over_the_present(strategy):
     voice = np.array([0.1, 0.0, 0.6, 0.1, 0.05, 0.05, 0.05, 0.05])
     result = fuse({"voice": voice, "face": None}, {"voice": RAVDESS8, "face": FER7}, strategy=strategy)
     assert result.used_modalities == ("voice",) and result.used.tolist() == [True, False]
+    as_json = result.to_dict()
+    assert as_json["used_modalities"] == ["voice"] and set(as_json["probabilities"]) == set(BASIC7)
     assert result.probabilities.sum() == pytest.approx(1.0)
     expected = align_probabilities(voice, RAVDESS8, BASIC7)
     if strategy == "product":
@@ -104,6 +106,7 @@ def test_batch_with_nan_rows_reports_who_was_used():
     result = fuse({"a": a, "b": b}, {"a": ("happy", "sad"), "b": ("happy", "sad")})
     np.testing.assert_allclose(result.probabilities, [[0.9, 0.1], [0.3, 0.7], [0.3, 0.7]])
     assert result.used.tolist() == [[True, False], [True, True], [False, True]]
+    assert result.to_dict()["used_modalities"] == [["a"], ["a", "b"], ["b"]]
     # A row with nobody present becomes uniform in a batch (it is not an error there).
     nobody = fuse({"a": np.full((1, 2), np.nan), "b": np.array([[0.5, 0.5]])}, {"a": ("happy", "sad"),
                                                                                "b": ("happy", "sad")},

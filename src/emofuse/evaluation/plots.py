@@ -30,26 +30,34 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def comparison_chart(names: Sequence[str], means: Sequence[float], stds: Sequence[float], *, title: str,
-                     xlabel: str = "UA %", published: Sequence[float | None] | None = None) -> bytes:
-    """Horizontal bars of ``means`` ± ``stds`` (fractions, drawn as %), one per name; published numbers as marks."""
+def comparison_chart(names: Sequence[str], series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                     title: str, xlabel: str = "%",
+                     published: Mapping[str, Mapping[str, float]] | None = None) -> bytes:
+    """Horizontal bars, one group per name and one bar per series (``{"WA": (means, stds), ...}``,
+    fractions drawn as %); ``published[series][name]`` (already in %) is drawn as a diamond on its bar."""
     plt = _pyplot()
-    n = len(names)
-    fig, ax = plt.subplots(figsize=(7.5, 0.42 * n + 1.2))
-    y = np.arange(n)[::-1]
-    ax.barh(y, np.asarray(means) * 100, xerr=np.asarray(stds) * 100, color="#4c78a8", alpha=0.85,
-            error_kw={"ecolor": "#333", "capsize": 3})
-    if published is not None:
-        marks = [(yy, p) for yy, p in zip(y, published, strict=True) if p is not None]
+    n, k = len(names), max(1, len(series))
+    fig, ax = plt.subplots(figsize=(7.5, (0.3 * k + 0.15) * n + 1.2))
+    height = 0.8 / k
+    base = np.arange(n)[::-1].astype(np.float64)
+    colours = ["#9ecae9", "#4c78a8", "#72b7b2", "#54a24b"]
+    shown = False
+    for i, (metric, (means, stds)) in enumerate(series.items()):
+        y = base + 0.4 - height * (i + 0.5)
+        ax.barh(y, np.asarray(means) * 100, height, xerr=np.asarray(stds) * 100, color=colours[i % len(colours)],
+                label=metric, error_kw={"ecolor": "#333", "capsize": 2})
+        marks = [(yy, (published or {}).get(metric, {}).get(name)) for yy, name in zip(y, names, strict=True)]
+        marks = [(yy, v) for yy, v in marks if v is not None]
         if marks:
-            ax.scatter([p for _, p in marks], [yy for yy, _ in marks], marker="D", color="#e45756", zorder=3,
-                       label="published")
-            ax.legend(loc="lower right", fontsize=8)
-    ax.set_yticks(y, names, fontsize=8)
+            ax.scatter([v for _, v in marks], [yy for yy, _ in marks], marker="D", color="#e45756", zorder=3,
+                       label=None if shown else "published")
+            shown = True
+    ax.set_yticks(base, names, fontsize=8)
     ax.set_xlim(0, 100)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
 
 

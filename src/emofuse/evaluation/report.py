@@ -114,8 +114,9 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}"
 
 
-def _pm(mean: float, std: float) -> str:
-    return f"{_pct(mean)} ± {_pct(std)}"
+def _pm(mean: float, std: float, n: int = 2) -> str:
+    """``mean ± std`` in percent; with one fold (or pairing) there is no spread to show."""
+    return f"{_pct(mean)} ± {_pct(std)}" if n > 1 else _pct(mean)
 
 
 def _protocols(rows: Sequence[ReportRow]) -> list[str]:
@@ -133,6 +134,17 @@ def _published(row: ReportRow) -> str:
         ours = row.score(metric) * 100
         parts.append(f"{METRIC_NAMES[metric]} {ref['value']:.2f} (ours {ours:.1f}, {ours - ref['value']:+.1f})")
     return "; ".join(parts) if parts else "—"
+
+
+def _published_marks(rows: Sequence[ReportRow]) -> dict[str, dict[str, float]]:
+    """Published WA / UA numbers by metric name and entry, for the comparison chart."""
+    marks: dict[str, dict[str, float]] = {}
+    for r in rows:
+        for ref in r.references:
+            name = METRIC_NAMES[ref["metric"]]
+            if name in ("WA", "UA"):
+                marks.setdefault(name, {})[r.entry] = float(ref["value"])
+    return marks
 
 
 def _commit(row: ReportRow) -> str:
@@ -162,7 +174,8 @@ def _blocks(data: ReportData) -> list[_Block]:
             ci = r.ci95.get("ua", [float("nan")] * 2)
             table.rows.append([f"**{r.entry}**" if r.kind == "fusion" else r.entry,
                                r.model + (f" of {' + '.join(r.members)}" if r.members else ""),
-                               _pm(r.wa_mean, r.wa_std), _pm(r.ua_mean, r.ua_std), _pm(r.f1_mean, r.f1_std),
+                               _pm(r.wa_mean, r.wa_std, r.n_folds), _pm(r.ua_mean, r.ua_std, r.n_folds),
+                               _pm(r.f1_mean, r.f1_std, r.n_folds),
                                f"{_pct(ci[0])}–{_pct(ci[1])}", _published(r), str(r.n_folds // max(1, len(r.seeds))),
                                ",".join(map(str, r.seeds)), f"{r.train_seconds:.0f}", r.device, _commit(r)])
         blocks.append(table)
@@ -171,12 +184,14 @@ def _blocks(data: ReportData) -> list[_Block]:
         if sources:
             blocks.append(_Para("Published numbers: " + "; ".join(sources) + ". The bracket gives ours in the same "
                                 "metric and the difference (ours − published), in points."))
-        blocks.append(_Figure(f"compare-{protocol}", f"UA per entry on {protocol} (bars: mean ± std over folds; "
-                              "diamonds: published, in the metric the source reports)",
-                              plots.comparison_chart([r.entry for r in rows], [r.ua_mean for r in rows],
-                                                     [r.ua_std for r in rows], title=f"{protocol}: UA",
-                                                     published=[r.references[0]["value"] if r.references else None
-                                                                for r in rows])))
+        blocks.append(_Figure(f"compare-{protocol}", f"WA and UA per entry on {protocol} (bars: mean ± std over "
+                              "folds; diamonds: published numbers, on the bar of the metric they report)",
+                              plots.comparison_chart(
+                                  [r.entry for r in rows],
+                                  {"WA": ([r.wa_mean for r in rows], [r.wa_std for r in rows]),
+                                   "UA": ([r.ua_mean for r in rows], [r.ua_std for r in rows])},
+                                  title=f"{protocol}: model comparison", xlabel="%",
+                                  published=_published_marks(rows))))
         blocks.append(_Figure(f"per-class-{protocol}", f"Per-class F1 on {protocol} (pooled test predictions)",
                               plots.per_class_chart({r.entry: r.per_class_f1 for r in rows}, rows[0].labels,
                                                     title=f"{protocol}: per-class F1")))
@@ -216,7 +231,7 @@ def _fusion_section(rows: Sequence[ReportRow]) -> list[_Block]:
         best = max(members, key=lambda m: m.ua_mean)
         best_f1 = max(m.f1_mean for m in members)
         table.rows.append([r.entry, r.protocol, ", ".join(f"{m.entry} {_pct(m.ua_mean)}" for m in members),
-                           f"{_pct(best.ua_mean)} ({best.entry})", _pm(r.ua_mean, r.ua_std),
+                           f"{_pct(best.ua_mean)} ({best.entry})", _pm(r.ua_mean, r.ua_std, r.n_folds),
                            f"{(r.ua_mean - best.ua_mean) * 100:+.1f}", _pct(r.f1_mean), _pct(best_f1)])
     return [_Heading(2, "Fusion against its best member"),
             _Para("Each fusion is fitted per fold on its members' **validation** predictions (temperatures, "
@@ -233,8 +248,8 @@ def _gap_section(rows: Sequence[ReportRow]) -> list[_Block]:
         if r.leaky or r.entry not in leaky or r.dataset != leaky[r.entry].dataset or r.dataset == "fer2013":
             continue
         other = leaky[r.entry]
-        table.rows.append([r.entry, other.protocol, _pm(other.ua_mean, other.ua_std), r.protocol,
-                           _pm(r.ua_mean, r.ua_std), f"{(other.ua_mean - r.ua_mean) * 100:+.1f}"])
+        table.rows.append([r.entry, other.protocol, _pm(other.ua_mean, other.ua_std, other.n_folds), r.protocol,
+                           _pm(r.ua_mean, r.ua_std, r.n_folds), f"{(other.ua_mean - r.ua_mean) * 100:+.1f}"])
     if not table.rows:
         return []
     return [_Heading(2, "Leaky vs speaker-independent"),
@@ -248,9 +263,10 @@ def _paired_section(paired: dict[str, Any], cfg: dict[str, Any]) -> list[_Block]
 
     methods = paired["methods"]
     table = _Table(["method", "WA %", "UA %", "macro-F1 %"], [])
+    n = int(cfg["pairings"])
     for name, s in methods.items():
-        table.rows.append([name, _pm(s["wa_mean"], s["wa_std"]), _pm(s["ua_mean"], s["ua_std"]),
-                           _pm(s["f1_mean"], s["f1_std"])])
+        table.rows.append([name, _pm(s["wa_mean"], s["wa_std"], n), _pm(s["ua_mean"], s["ua_std"], n),
+                           _pm(s["f1_mean"], s["f1_std"], n)])
     counts = paired["missing_modality_rows"]
     full = [m for m in methods if "(missing)" not in m]
     return [
@@ -274,8 +290,9 @@ def _paired_section(paired: dict[str, Any], cfg: dict[str, Any]) -> list[_Block]
               f"voice only, {counts['face only']} from face only). A single member that is missing cannot answer; "
               "its rows are scored as a uniform guess."),
         _Figure("paired", "Paired-by-emotion: UA (mean ± std over pairings)",
-                plots.comparison_chart(full, [methods[m]["ua_mean"] for m in full],
-                                       [methods[m]["ua_std"] for m in full], title="voice + face, paired by emotion")),
+                plots.comparison_chart(full, {"UA": ([methods[m]["ua_mean"] for m in full],
+                                                     [methods[m]["ua_std"] for m in full])},
+                                       title="voice + face, paired by emotion", xlabel="UA %")),
     ]
 
 

@@ -88,6 +88,16 @@ class FusionResult:
             raise FusionError("label is defined for one sample; use probabilities.argmax(axis=1)")
         return self.labels[int(self.probabilities.argmax())]
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: for one sample ``{label, probabilities: {label: p}, used_modalities}``; for a batch,
+        per-sample lists."""
+        if self.probabilities.ndim == 1:
+            return {"label": self.label, "probabilities": dict(zip(self.labels, map(float, self.probabilities),
+                                                                    strict=True)),
+                    "used_modalities": list(self.used_modalities)}
+        return {"labels": list(self.labels), "probabilities": self.probabilities.tolist(),
+                "used_modalities": [[m for m, u in zip(self.members, row, strict=True) if u] for row in self.used]}
+
 
 def _as_input(probabilities: Mapping[str, np.ndarray | None], labels: Mapping[str, Sequence[str]],
               members: Sequence[str] | None = None) -> tuple[FusionInput, bool]:
