@@ -169,6 +169,10 @@ def test_cli_study_and_its_errors(ravdess_dir, fer_csv, tmp_path):
     assert (tmp_path / "o" / "report.html").is_file()
     assert f"emofuse study {path} --out {tmp_path / 'o'} --data ravdess={ravdess_dir}" in (
         tmp_path / "o" / "report.md").read_text()
+    # Again with the progress bar: every cell is finished, and the bar's console says so.
+    result = runner.invoke(app, ["study", str(path), "--out", str(tmp_path / "o"), "--data", f"ravdess={ravdess_dir}"])
+    assert result.exit_code == 0, result.output
+    assert "plain / ravdess-random / seed 0: done before" in result.output
     cfg["models"][0]["model"] = "voice_whisper_tiny"
     path.write_text(yaml.safe_dump(cfg))
     result = runner.invoke(app, ["study", str(path), "--out", str(tmp_path / "o2"), "-q"])

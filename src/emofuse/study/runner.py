@@ -333,12 +333,14 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
     entries = {m.name: m for m in config.models}
     workers = max(1, workers or config.workers)
     statuses: dict[str, str] = {}
-    say = log or (lambda _msg: None)
+    quiet_log = log or (lambda _msg: None)
 
     def label(cell: Cell) -> str:
         return f"{cell.entry} / {cell.protocol} / seed {cell.seed}"
 
     with _Progress(total=len(model_cells) + len(fusion_cells), enabled=progress) as bar:
+        # While the bar is live, messages go through its console so they print above it.
+        say = bar.print if progress else quiet_log
         if workers == 1:
             for cell in model_cells:
                 bar.describe(label(cell))
@@ -379,7 +381,7 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
         face_seed = config.seeds_of(entries[p.face])[0]
         paired = run_paired(p, voice_dir=by_key[(p.voice, p.voice_protocol, seed)],
                             face_dir=by_key[(p.face, p.face_protocol, face_seed)], out=out / "paired")
-        say("paired-by-emotion evaluation: done")
+        quiet_log("paired-by-emotion evaluation: done")
     study = collect_study(config, out, model_cells + fusion_cells, paired=paired, command=command)
     from emofuse.evaluation.report import write_report
 
@@ -413,6 +415,10 @@ class _Progress:
     def describe(self, text: str) -> None:
         if self._progress is not None:
             self._progress.update(self._task, description=text)
+
+    def print(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False, highlight=False)
 
     def advance(self) -> None:
         if self._progress is not None:
