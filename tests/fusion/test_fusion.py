@@ -209,3 +209,15 @@ def test_weighted_fit_picks_the_good_member_over_noise():
         model.predict_proba(FusionInput({"good": good, "other": noise}, {"good": labels, "other": labels}))
     with pytest.raises(FusionError, match="label set"):
         model.predict_proba(FusionInput({"good": good[:, :3]}, {"good": labels[:3]}))
+
+
+def test_a_fusion_model_fed_raw_inputs_is_a_clear_error(ravdess_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from emofuse.cli import app
+
+    with pytest.raises(FusionError, match="FusionInput"):
+        create_model("fusion_stacking").fit(["a.wav"], ["happy"], labels=BASIC7)
+    result = CliRunner().invoke(app, ["train", "fusion_mean", "--data", f"ravdess={ravdess_dir}", "--protocol",
+                                      "ravdess-random", "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and "emofuse study" in result.stderr

@@ -99,6 +99,12 @@ class FusionResult:
                 "used_modalities": [[m for m, u in zip(self.members, row, strict=True) if u] for row in self.used]}
 
 
+def _check_input(X: Any, name: str) -> None:
+    if not isinstance(X, FusionInput):
+        raise FusionError(f"{name} fuses members' probabilities (a FusionInput), not {type(X).__name__}: "
+                          "fusion runs over trained models, e.g. as a fusions: entry of `emofuse study`")
+
+
 def _as_input(probabilities: Mapping[str, np.ndarray | None], labels: Mapping[str, Sequence[str]],
               members: Sequence[str] | None = None) -> tuple[FusionInput, bool]:
     """One sample (1-D arrays) or a batch; ``None`` means the member is missing. Returns (input, single)."""
@@ -168,6 +174,7 @@ class LateFusion:
             for m in X.members}
 
     def _align(self, X: FusionInput) -> Aligned:
+        _check_input(X, self.name)
         known = {m: X.labels[m] for m in X.members if m in self.member_labels_}
         for m, member_labels in known.items():
             if tuple(member_labels) != self.member_labels_[m]:
@@ -185,6 +192,7 @@ class LateFusion:
             y_val: Any = None, **_: Any) -> LateFusion:
         """Learn temperatures (and weights) from ``X``: members' predictions on validation data."""
         del X_val, y_val  # the fit data *is* validation data; there is nothing to early-stop
+        _check_input(X, self.name)
         self._check_params()
         labels = tuple(labels)
         y_idx = label_targets(y, labels)
@@ -325,6 +333,7 @@ class StackingFusion(LateFusion):
         from emofuse.models._linear import StandardisedLogReg
 
         del X_val, y_val
+        _check_input(X, self.name)
         labels = tuple(labels)
         y_idx = label_targets(y, labels)
         self._fit_members(X, y_idx, labels)
