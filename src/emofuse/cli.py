@@ -351,6 +351,29 @@ def models() -> None:
     _console().print(table)
 
 
+@app.command("study")
+def study(
+    config: Annotated[Path, typer.Argument(help="Study config (YAML), e.g. configs/study_smoke.yaml.")],
+    out: Annotated[Path, typer.Option(help="Study folder: run directories, report.md, report.html.")],
+    data: Annotated[list[str] | None, typer.Option("--data", help="NAME=PATH, overriding the config's data paths.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Cells trained at once [default: the config's workers].")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run a grid of models × protocols × seeds, fuse, and write report.md and report.html (resumable)."""
+    import shlex
+
+    from emofuse.study import load_study_config, run_study
+
+    study_config = _run(load_study_config, config, data_overrides=_parse_data(data or []))
+    command = " ".join(shlex.quote(str(a)) for a in ["emofuse", "study", config, "--out", out,
+                                                     *(x for d in data or [] for x in ("--data", d)),
+                                                     *(["--workers", workers] if workers else [])])
+    console = _console()
+    outcome = _run(run_study, study_config, out, workers=workers, progress=not quiet, command=command,
+                   log=lambda message: console.print(message, markup=False))
+    console.print(f"report: {outcome.report_md} and {outcome.report_html}")
+
+
 @app.command("demo")
 def demo(
     keep: Annotated[Path | None, typer.Option(help="Write the generated sample here and keep it.")] = None,

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -83,9 +85,13 @@ def test_protocol_refuses_wrong_dataset_or_missing_actors(ravdess_dir, fer_csv):
 
 
 def test_every_protocol_is_documented():
+    from emofuse.data import DATASETS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "protocols.md").read_text(encoding="utf-8")
     for protocol in PROTOCOLS.values():
         assert protocol.description
-        assert protocol.dataset in ("ravdess", "fer2013")
+        assert protocol.dataset in DATASETS
+        assert f"## `{protocol.name}`" in docs
 
 
 def test_real_ravdess_6fold_has_240_test_clips_per_fold(real_data):

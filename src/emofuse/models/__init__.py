@@ -76,6 +76,20 @@ MODELS: dict[str, ModelSpec] = {
     "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "text",
                              "frozen all-MiniLM-L6-v2 sentence embeddings (or any transformers encoder), "
                              "logistic regression with C picked on validation data", {"encoder": "minilm"}),
+    # Late fusion: X is a FusionInput (members' probabilities); fit on the members' validation predictions.
+    "fusion_mean": ModelSpec("emofuse.fusion:LateFusion", "fusion",
+                             "average of the members' temperature-scaled probabilities", {"strategy": "mean"}),
+    "fusion_weighted": ModelSpec("emofuse.fusion:LateFusion", "fusion",
+                                 "weighted average, weights searched on validation data (UA)",
+                                 {"strategy": "weighted"}),
+    "fusion_max_confidence": ModelSpec("emofuse.fusion:LateFusion", "fusion",
+                                       "the most confident member's (temperature-scaled) distribution",
+                                       {"strategy": "max_confidence"}),
+    "fusion_product": ModelSpec("emofuse.fusion:LateFusion", "fusion",
+                                "geometric mean of the members' temperature-scaled probabilities",
+                                {"strategy": "product"}),
+    "fusion_stacking": ModelSpec("emofuse.fusion:StackingFusion", "fusion",
+                                 "logistic regression on the members' validation probabilities"),
 }
 
 

@@ -11,6 +11,7 @@ A run directory is reproducible on its own::
         log.jsonl         one line per epoch (torch models)
         state/            the resumable training state while the fold is in progress
         predictions.npz   test probabilities, targets and sample paths
+        val_predictions.npz  the same for the validation set (``save_val_predictions``; fusion fits on it)
         metrics.json      the fold's test metrics
       metrics.json        summary over folds (mean ± std, bootstrap CI, pooled confusion)
       results.json        the same as a results-format record list
@@ -97,8 +98,13 @@ def _dataset(config: ExperimentConfig, progress: bool) -> Any:
     return load_dataset(protocol.dataset, config.data[protocol.dataset], progress=progress), protocol
 
 
-def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: bool = True) -> Any:
-    """Train and test the model on every fold; returns the :class:`~emofuse.evaluation.results.ResultRecord`."""
+def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: bool = True,
+                   save_val_predictions: bool = False) -> Any:
+    """Train and test the model on every fold; returns the :class:`~emofuse.evaluation.results.ResultRecord`.
+
+    ``save_val_predictions`` also writes each fold's validation-set probabilities (what late fusion
+    is fitted on); it changes no result.
+    """
     from emofuse.evaluation.results import git_commit
     from emofuse.models import create_model
 
@@ -146,6 +152,9 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
                   log_path=fold_dir / "log.jsonl", state_dir=fold_dir / "state")  # type: ignore[call-arg]
         train_seconds = time.perf_counter() - start
         probs = model.predict_proba(_take(inputs, fold.test))
+        if save_val_predictions:
+            write_predictions(fold_dir / "val_predictions.npz", model.predict_proba(_take(inputs, fold.val)),
+                              fold.val, dataset)
         model.save(fold_dir / "model")
         _write_fold(fold_dir, model, fold.test, probs, dataset, train_seconds, len(train_idx))
         shutil.rmtree(fold_dir / "state", ignore_errors=True)
@@ -169,9 +178,7 @@ def _write_fold(fold_dir: Path, model: Any, test_idx: np.ndarray, probs: np.ndar
     from emofuse.evaluation.metrics import compute_metrics
 
     y_true = dataset.label_indices()[test_idx]
-    with atomic_write(fold_dir / "predictions.npz", "wb") as handle:
-        np.savez(handle, probs=probs, y_true=y_true,
-                 paths=np.array([dataset.samples[i].path for i in test_idx], dtype=np.str_))
+    write_predictions(fold_dir / "predictions.npz", probs, test_idx, dataset)
     metrics = compute_metrics(y_true, probs=probs, labels=dataset.labels)
     fit = getattr(model, "fit_result_", None)
     write_json(fold_dir / "metrics.json", {
@@ -182,6 +189,13 @@ def _write_fold(fold_dir: Path, model: Any, test_idx: np.ndarray, probs: np.ndar
         "best_epoch": fit.best_epoch if fit is not None else None,
         "best_val_ua": fit.best_val_ua if fit is not None else None,
     })
+
+
+def write_predictions(path: Path, probs: np.ndarray, idx: np.ndarray, dataset: Any) -> None:
+    """``probs`` ``(len(idx), n_labels)`` with the targets and paths of samples ``idx``, atomically."""
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, probs=probs, y_true=dataset.label_indices()[idx],
+                 paths=np.array([dataset.samples[i].path for i in idx], dtype=np.str_))
 
 
 def summarize_run(out: str | Path) -> Any:

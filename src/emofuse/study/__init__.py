@@ -1,0 +1,18 @@
+"""The comparative study: one config, a grid of models × protocols × seeds, fusion, a report.
+
+>>> config = load_study_config("configs/study_smoke.yaml")
+>>> run_study(config, "runs/study-smoke")   # resumable; writes report.md and report.html
+"""
+
+from emofuse.study.config import (
+           FusionEntry,
+           ModelEntry,
+           PairedConfig,
+           Reference,
+           StudyConfig,
+           load_study_config,
+)
+from emofuse.study.runner import StudyError, StudyOutcome, run_study
+
+__all__ = ["FusionEntry", "ModelEntry", "PairedConfig", "Reference", "StudyConfig", "StudyError", "StudyOutcome",
+           "load_study_config", "run_study"]

@@ -1,0 +1,425 @@
+"""``run_study(config, out)``: the grid of cells, resumable, then fusion, the paired evaluation and the report.
+
+Layout of a study directory::
+
+    <out>/
+      study.json                  the config, the command, the commit, every row's numbers
+      cells/<protocol>/<entry>/seed<k>/   one run directory per cell (see training.experiment),
+                                  with val_predictions.npz per fold; fusion cells have the same layout
+      paired/paired.json          the paired-by-emotion evaluation
+      report.md, figures/*.png    the report in markdown
+      report.html                 the same, self-contained (figures embedded)
+
+A cell whose ``results.json`` exists under an unchanged config is skipped, so an interrupted study
+continues where it stopped (and the cell in progress continues from its last finished fold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emofuse._io import write_json
+from emofuse.errors import EmofuseError
+from emofuse.study.config import FusionEntry, ModelEntry, StudyConfig
+
+
+class StudyError(EmofuseError):
+    pass
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (entry, protocol, seed) of the grid and the run directory it owns."""
+
+    entry: str
+    kind: str  # "model" or "fusion"
+    protocol: str
+    seed: int
+    dir: Path
+
+
+def plan_cells(config: StudyConfig, out: Path) -> tuple[list[Cell], list[Cell]]:
+    """The model cells and the fusion cells of the grid, in config order."""
+    models = [Cell(e.name, "model", p, s, out / "cells" / p / e.name / f"seed{s}")
+              for e in config.model_entries() for p in config.protocols_of(e) for s in config.seeds_of(e)]
+    fusions = [Cell(f.name, "fusion", p, s, out / "cells" / p / f.name / f"seed{s}")
+               for f in config.fusion_entries() for p in config.fusion_protocols(f) for s in config.fusion_seeds(f)]
+    return models, fusions
+
+
+def needs_val_predictions(config: StudyConfig) -> set[tuple[str, str]]:
+    """(entry, protocol) pairs whose validation predictions a fusion or the paired evaluation uses."""
+    wanted = {(m, p) for f in config.fusion_entries() for p in config.fusion_protocols(f) for m in f.members}
+    if config.paired is not None:
+        wanted |= {(config.paired.voice, config.paired.voice_protocol), (config.paired.face, config.paired.face_protocol)}
+    return wanted
+
+
+def experiment_config(config: StudyConfig, entry: ModelEntry, cell: Cell) -> Any:
+    from emofuse.data.protocols import get_protocol
+    from emofuse.training.experiment import ExperimentConfig
+
+    dataset = get_protocol(cell.protocol).dataset
+    return ExperimentConfig.from_dict({
+        "model": entry.model, "data": {dataset: config.data[dataset]}, "protocol": cell.protocol,
+        "out": str(cell.dir), "seed": cell.seed, "model_params": entry.params, "folds": (entry.folds or {}).get(cell.protocol),
+        "limit_per_fold": entry.limit_per_fold})
+
+
+# --- model cells ---------------------------------------------------------------------------------
+
+
+def _cell_finished(cell_dir: Path, experiment: dict[str, Any]) -> bool:
+    """True when the cell holds a finished run of exactly this experiment; a different one is an error."""
+    config_path = cell_dir / "config.json"
+    if not config_path.is_file():
+        return False
+    stored = json.loads(config_path.read_text())["experiment"]
+    if stored != experiment:
+        raise StudyError(f"{cell_dir} holds a run of a different config; choose another --out or remove that cell")
+    return (cell_dir / "results.json").is_file()
+
+
+def _same_data(stored: str, wanted: str, run_dir: Path) -> bool:
+    """Do two dataset paths name the same folder? A relative stored path is tried from the current
+    folder and from the project root of the run (the folder holding its ``runs/``)."""
+    target = Path(wanted).resolve()
+    bases = [Path.cwd()] + [p.parent for p in run_dir.resolve().parents if p.name == "runs"]
+    return any((base / stored).resolve() == target for base in bases)
+
+
+def find_reusable_run(roots: Sequence[str | Path], experiment: dict[str, Any]) -> Path | None:
+    """A finished run under ``roots`` whose config equals ``experiment`` (all but its ``out``; data
+    paths compared as folders) with every fold's predictions and model. None when there is none."""
+    for root in roots:
+        for config_path in sorted(Path(root).rglob("config.json")):
+            run_dir = config_path.parent
+            if not (run_dir / "results.json").is_file():
+                continue
+            try:
+                stored = json.loads(config_path.read_text())["experiment"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+            same = all(stored.get(k) == experiment[k] for k in experiment if k not in ("out", "data"))
+            same = same and set(stored.get("data", {})) == set(experiment["data"]) and all(
+                _same_data(stored["data"][k], experiment["data"][k], run_dir) for k in experiment["data"])
+            if not same:
+                continue
+            # results.json is written only once every fold is finished; each fold must have its predictions.
+            fold_dirs = [p.parent for p in (run_dir / "folds").glob("*/metrics.json")]
+            if fold_dirs and all((d / "predictions.npz").is_file() and (d / "model").is_dir() for d in fold_dirs):
+                return run_dir
+    return None
+
+
+def reuse_run(source: Path, cell_dir: Path, experiment: dict[str, Any]) -> None:
+    """Copy a matching earlier run into the cell (without training state) and re-summarise it.
+
+    The copy keeps the source's ``git_sha`` (the code that trained it) and records where it came from.
+    """
+    from emofuse.training.experiment import summarize_run
+
+    tmp = cell_dir.with_name(cell_dir.name + ".copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("state", "evaluation.json"))
+    stored = json.loads((tmp / "config.json").read_text())
+    stored["reused_from"] = {"run_dir": str(source.resolve()), "experiment": stored["experiment"]}
+    stored["experiment"] = experiment
+    write_json(tmp / "config.json", stored)
+    shutil.rmtree(cell_dir, ignore_errors=True)
+    tmp.rename(cell_dir)
+    summarize_run(cell_dir)
+
+
+def ensure_val_predictions(cell_dir: Path, *, progress: bool = False) -> None:
+    """Write ``val_predictions.npz`` for every finished fold that lacks it, from the fold's saved model."""
+    from emofuse.training.experiment import (
+        ExperimentConfig,
+        _dataset,
+        _inputs,
+        _runtime_options,
+        _take,
+        write_predictions,
+    )
+
+    missing = [d.parent for d in sorted((cell_dir / "folds").glob("*/metrics.json"))
+               if not (d.parent / "val_predictions.npz").is_file()]
+    if not missing:
+        return
+    from emofuse.models import load_model
+
+    experiment = ExperimentConfig.from_dict(json.loads((cell_dir / "config.json").read_text())["experiment"])
+    dataset, protocol = _dataset(experiment, progress)
+    folds = {f.name: f for f in protocol.folds(dataset, seed=0)}
+    inputs = _inputs(dataset)
+    for fold_dir in missing:
+        fold = folds[fold_dir.name]
+        model = load_model(fold_dir / "model", **_runtime_options(experiment.model))
+        write_predictions(fold_dir / "val_predictions.npz", model.predict_proba(_take(inputs, fold.val)),
+                          fold.val, dataset)
+
+
+def run_model_cell(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_val: bool,
+                   progress: bool = False) -> str:
+    """Make the cell finished: skip, reuse a matching earlier run, or train. Returns what it did."""
+    from emofuse.training.experiment import run_experiment
+
+    experiment = experiment_config(config, entry, cell)
+    wanted = experiment.to_dict()
+    if _cell_finished(cell.dir, wanted):
+        status = "done before"
+    else:
+        source = None if (cell.dir / "config.json").is_file() else find_reusable_run(config.reuse, wanted)
+        if source is not None:
+            reuse_run(source, cell.dir, wanted)
+            status = f"reused {source}"
+        else:
+            run_experiment(experiment, resume=True, progress=progress, save_val_predictions=want_val)
+            status = "trained"
+    if want_val:
+        ensure_val_predictions(cell.dir, progress=progress)
+    return status
+
+
+def _model_cell_job(args: tuple[dict[str, Any], str, Cell, bool, int]) -> tuple[Cell, str, float]:
+    """Run one model cell in a worker process (the config travels as a dict)."""
+    config_dict, entry_name, cell, want_val, threads = args
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    config = StudyConfig.from_dict(_config_input(config_dict))
+    entry = next(m for m in config.models if m.name == entry_name)
+    started = time.perf_counter()
+    status = run_model_cell(config, entry, cell, want_val=want_val)
+    return cell, status, time.perf_counter() - started
+
+
+def _config_input(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """A StudyConfig.to_dict() back into the form from_dict reads (drop fields at their defaults)."""
+    return json.loads(json.dumps(config_dict))
+
+
+# --- fusion cells --------------------------------------------------------------------------------
+
+
+def _file_digest(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_fold_predictions(cell_dir: Path, fold: str, *, split: str = "test") -> dict[str, np.ndarray]:
+    name = "predictions.npz" if split == "test" else "val_predictions.npz"
+    path = cell_dir / "folds" / fold / name
+    if not path.is_file():
+        raise StudyError(f"{path} is missing")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in ("probs", "y_true", "paths")}
+
+
+def run_fusion_cell(config: StudyConfig, entry: FusionEntry, cell: Cell, member_dirs: dict[str, Path]) -> str:
+    """Fit the fusion per fold on the members' validation predictions, test it on their test predictions."""
+    from emofuse.evaluation.results import git_commit
+    from emofuse.fusion import FusionInput, create_fusion
+    from emofuse.labels import convert_labels, shared_label_set
+    from emofuse.training.experiment import summarize_run
+
+    member_labels = {m: tuple(json.loads((d / "labels.json").read_text())) for m, d in member_dirs.items()}
+    fold_sets = [{p.parent.name for p in (d / "folds").glob("*/metrics.json")} for d in member_dirs.values()]
+    folds = sorted(set.intersection(*fold_sets))
+    if not folds:
+        raise StudyError(f"fusion {entry.name} on {cell.protocol}: its members share no finished fold")
+    inputs_digest = _file_digest([member_dirs[m] / "folds" / f / name for m in entry.members for f in folds
+                                  for name in ("predictions.npz", "val_predictions.npz")])
+    experiment = {"model": entry.strategy, "data": {}, "protocol": cell.protocol, "out": str(cell.dir),
+                  "seed": cell.seed, "model_params": entry.params, "folds": folds, "limit_per_fold": None}
+    # Fitting is cheap, so a fusion is fitted again whenever its inputs or the code change.
+    code = git_commit()
+    fusion_info = {"entry": entry.name, "members": {m: str(member_dirs[m]) for m in entry.members},
+                   "inputs_sha256": inputs_digest, "code": code}
+    config_path = cell.dir / "config.json"
+    if config_path.is_file() and (cell.dir / "results.json").is_file():
+        stored = json.loads(config_path.read_text())
+        if stored.get("experiment") == experiment and stored.get("fusion") == fusion_info:
+            return "done before"
+    shutil.rmtree(cell.dir, ignore_errors=True)
+    first = json.loads((member_dirs[entry.members[0]] / "config.json").read_text())
+    labels = shared_label_set(*member_labels.values())
+    cell.dir.mkdir(parents=True)
+    write_json(config_path, {"experiment": experiment, "fusion": fusion_info, "model_resolved": entry.params,
+                             "protocol": first["protocol"]})
+    (cell.dir / "git_sha").write_text(code + "\n")
+    write_json(cell.dir / "labels.json", list(labels))
+    for fold in folds:
+        parts = {split: {m: load_fold_predictions(member_dirs[m], fold, split=split) for m in entry.members}
+                 for split in ("val", "test")}
+        for split, by_member in parts.items():
+            paths = [p["paths"] for p in by_member.values()]
+            if any(len(p) != len(paths[0]) or (p != paths[0]).any() for p in paths):
+                raise StudyError(f"fusion {entry.name}, {fold}: members' {split} predictions are not on the same samples")
+
+        def truth(by_member: dict[str, dict[str, np.ndarray]]) -> list[str]:
+            m = entry.members[0]
+            return convert_labels([member_labels[m][i] for i in by_member[m]["y_true"]], labels)
+
+        def as_input(by_member: dict[str, dict[str, np.ndarray]]) -> FusionInput:
+            return FusionInput({m: by_member[m]["probs"] for m in entry.members}, member_labels, tuple(entry.members))
+
+        started = time.perf_counter()
+        model = create_fusion(entry.strategy, **entry.params)
+        model.fit(as_input(parts["val"]), truth(parts["val"]), labels=labels)
+        seconds = time.perf_counter() - started
+        probs = model.predict_proba(as_input(parts["test"]))
+        fold_dir = cell.dir / "folds" / fold
+        _write_fusion_fold(fold_dir, model, probs, truth(parts["test"]), parts["test"][entry.members[0]]["paths"],
+                           labels, seconds, len(parts["val"][entry.members[0]]["y_true"]))
+    summarize_run(cell.dir)
+    return "fused"
+
+
+def _write_fusion_fold(fold_dir: Path, model: Any, probs: np.ndarray, y_true: list[str], paths: np.ndarray,
+                       labels: Sequence[str], seconds: float, n_fit: int) -> None:
+    from emofuse._io import atomic_write
+    from emofuse.evaluation.metrics import compute_metrics
+
+    y_idx = np.array([list(labels).index(v) for v in y_true], dtype=np.int64)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(fold_dir / "predictions.npz", "wb") as handle:
+        np.savez(handle, probs=probs, y_true=y_idx, paths=paths)
+    model.save(fold_dir / "model")
+    metrics = compute_metrics(y_idx, probs=probs, labels=labels)
+    write_json(fold_dir / "metrics.json", {**metrics.to_dict(), "train_seconds": seconds, "n_train": n_fit,
+                                           "device": "cpu", "best_epoch": None, "best_val_ua": None,
+                                           "fitted_on": "validation predictions of the members"})
+
+
+# --- the study -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    out: Path
+    report_md: Path
+    report_html: Path
+    statuses: dict[str, str]
+
+
+def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = None, progress: bool = True,
+              command: str = "", log: Callable[[str], None] | None = None, report: bool = True) -> StudyOutcome:
+    """Run every cell (skipping finished ones), fuse, run the paired evaluation, write the report
+    (unless ``report`` is False: then only ``study.json``)."""
+    import os
+
+    from emofuse.study.paired import run_paired
+    from emofuse.study.results import collect_study
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_cells, fusion_cells = plan_cells(config, out)
+    want_val = needs_val_predictions(config)
+    entries = {m.name: m for m in config.models}
+    workers = max(1, workers or config.workers)
+    statuses: dict[str, str] = {}
+    quiet_log = log or (lambda _msg: None)
+
+    def label(cell: Cell) -> str:
+        return f"{cell.entry} / {cell.protocol} / seed {cell.seed}"
+
+    with _Progress(total=len(model_cells) + len(fusion_cells), enabled=progress) as bar:
+        # While the bar is live, messages go through its console so they print above it.
+        say = bar.print if progress else quiet_log
+        if workers == 1:
+            for cell in model_cells:
+                bar.describe(label(cell))
+                started = time.perf_counter()
+                status = run_model_cell(config, entries[cell.entry], cell,
+                                        want_val=(cell.entry, cell.protocol) in want_val)
+                statuses[label(cell)] = status
+                say(f"{label(cell)}: {status} ({time.perf_counter() - started:.0f} s)")
+                bar.advance()
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from multiprocessing import get_context
+
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            jobs = [(config.to_dict(), cell.entry, cell, (cell.entry, cell.protocol) in want_val, threads)
+                    for cell in model_cells]
+            bar.describe(f"{len(jobs)} model cells on {workers} workers")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(_model_cell_job, job) for job in jobs]
+                for future in as_completed(futures):
+                    cell, status, seconds = future.result()
+                    statuses[label(cell)] = status
+                    say(f"{label(cell)}: {status} ({seconds:.0f} s)")
+                    bar.advance()
+        by_key = {(c.entry, c.protocol, c.seed): c.dir for c in model_cells}
+        fusions = {f.name: f for f in config.fusion_entries()}
+        for cell in fusion_cells:
+            bar.describe(label(cell))
+            entry = fusions[cell.entry]
+            members = {m: by_key[(m, cell.protocol, cell.seed)] for m in entry.members}
+            statuses[label(cell)] = run_fusion_cell(config, entry, cell, members)
+            say(f"{label(cell)}: {statuses[label(cell)]}")
+            bar.advance()
+    paired = None
+    if config.paired is not None:
+        p = config.paired
+        seed = config.seeds_of(entries[p.voice])[0]
+        face_seed = config.seeds_of(entries[p.face])[0]
+        paired = run_paired(p, voice_dir=by_key[(p.voice, p.voice_protocol, seed)],
+                            face_dir=by_key[(p.face, p.face_protocol, face_seed)], out=out / "paired")
+        quiet_log("paired-by-emotion evaluation: done")
+    study = collect_study(config, out, model_cells + fusion_cells, paired=paired, command=command)
+    from emofuse.evaluation.report import write_report
+
+    md, html = write_report(study, out) if report else (out / "report.md", out / "report.html")
+    return StudyOutcome(out=out, report_md=md, report_html=html, statuses=statuses)
+
+
+class _Progress:
+    """One rich progress bar over the study's cells (rich allows one live display, so cells run quietly)."""
+
+    def __init__(self, *, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True))
+            self._progress.__enter__()
+            self._task = self._progress.add_task("study", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def describe(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=text)
+
+    def print(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False, highlight=False)
+
+    def advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)

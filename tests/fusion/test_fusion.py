@@ -1,0 +1,223 @@
+"""Fusion strategies: the arithmetic, the missing-modality path, label alignment, and the registry contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emofuse.fusion import (
+    FusionError,
+    FusionInput,
+    NoModalityError,
+    align_members,
+    apply_temperature,
+    combine,
+    fit_temperature,
+    fuse,
+)
+from emofuse.fusion._models import simplex_grid
+from emofuse.labels import BASIC7, FER7, RAVDESS8, align_probabilities
+from emofuse.models import MODELS, NotFittedError, create_model, load_model
+
+FUSION_MODELS = sorted(n for n, s in MODELS.items() if s.modality == "fusion")
+
+
+def _noisy_member(y: np.ndarray, labels: tuple[str, ...], truth: tuple[str, ...], *, strength: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """(n, len(labels)) softmax of unit Gaussian noise plus ``strength`` on the true class's column:
+    a member whose confidence goes with its correctness, as a trained classifier's does."""
+    logits = rng.normal(0, 1, (len(y), len(labels)))
+    logits[np.arange(len(y)), [labels.index(truth[t]) for t in y]] += strength
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def voice_face():
+    """Voice (RAVDESS8) and face (FER7) members on the same samples, truth in BASIC7; face is better."""
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(len(BASIC7)), 60)
+    voice = _noisy_member(y, RAVDESS8, BASIC7, strength=1.5, rng=rng)
+    face = _noisy_member(y, FER7, BASIC7, strength=2.0, rng=rng)
+    X = FusionInput({"voice": voice, "face": face}, {"voice": RAVDESS8, "face": FER7})
+    return X, [BASIC7[i] for i in y], y
+
+
+def test_mean_of_two_members_by_hand():
+    labels = {"a": ("happy", "sad"), "b": ("happy", "sad")}
+    result = fuse({"a": np.array([0.8, 0.2]), "b": np.array([0.4, 0.6])}, labels)
+    np.testing.assert_allclose(result.probabilities, [0.6, 0.4])
+    assert result.label == "happy" and result.used_modalities == ("a", "b")
+    product = fuse({"a": np.array([0.8, 0.2]), "b": np.array([0.4, 0.6])}, labels, strategy="product")
+    geo = np.sqrt([0.8 * 0.4, 0.2 * 0.6])
+    np.testing.assert_allclose(product.probabilities, geo / geo.sum())
+    mx = fuse({"a": np.array([0.8, 0.2]), "b": np.array([0.4, 0.6])}, labels, strategy="max_confidence")
+    np.testing.assert_allclose(mx.probabilities, [0.8, 0.2])
+    weighted = fuse({"a": np.array([0.8, 0.2]), "b": np.array([0.4, 0.6])}, labels, strategy="weighted",
+                    weights={"a": 0.25, "b": 0.75})
+    np.testing.assert_allclose(weighted.probabilities, [0.5, 0.5])
+
+
+def test_label_sets_are_aligned_through_the_taxonomy():
+    voice = np.zeros(8)
+    voice[RAVDESS8.index("calm")] = 1.0  # all mass on calm, which the face label set lacks
+    face = np.full(7, 1 / 7)
+    result = fuse({"voice": voice, "face": face}, {"voice": RAVDESS8, "face": FER7})
+    assert result.labels == BASIC7
+    expected = (align_probabilities(voice, RAVDESS8, BASIC7) + align_probabilities(face, FER7, BASIC7)) / 2
+    np.testing.assert_allclose(result.probabilities, expected)
+    assert result.label == "neutral"  # calm folded into neutral
+
+
+def test_a_member_without_a_class_is_left_out_of_that_class_only():
+    # A text model on CARER6 has no neutral and no disgust; love folds into happy.
+    text = np.array([0.1, 0.5, 0.2, 0.1, 0.05, 0.05])  # sad, happy, love, angry, fear, surprise
+    face = np.full(7, 1 / 7)
+    result = fuse({"text": text, "face": face}, {"text": ("sad", "happy", "love", "angry", "fear", "surprise"),
+                                                 "face": FER7})
+    aligned_face = align_probabilities(face, FER7, BASIC7)
+    raw = np.empty(7)
+    for k, label in enumerate(BASIC7):
+        # neutral and disgust: only the face has an opinion; the rest: the average of both
+        t = {"sad": 0.1, "happy": 0.7, "angry": 0.1, "fear": 0.05, "surprise": 0.05}.get(label)
+        raw[k] = aligned_face[k] if t is None else (aligned_face[k] + t) / 2
+    np.testing.assert_allclose(result.probabilities, raw / raw.sum())
+
+
+@pytest.mark.parametrize("strategy", ["mean", "max_confidence", "product"])
+def test_missing_member_renormalises_over_the_present(strategy):
+    voice = np.array([0.1, 0.0, 0.6, 0.1, 0.05, 0.05, 0.05, 0.05])
+    result = fuse({"voice": voice, "face": None}, {"voice": RAVDESS8, "face": FER7}, strategy=strategy)
+    assert result.used_modalities == ("voice",) and result.used.tolist() == [True, False]
+    as_json = result.to_dict()
+    assert as_json["used_modalities"] == ["voice"] and set(as_json["probabilities"]) == set(BASIC7)
+    assert result.probabilities.sum() == pytest.approx(1.0)
+    expected = align_probabilities(voice, RAVDESS8, BASIC7)
+    if strategy == "product":
+        expected = np.clip(expected, 1e-12, None) / np.clip(expected, 1e-12, None).sum()
+    np.testing.assert_allclose(result.probabilities, expected, atol=1e-9)
+    with pytest.raises(NoModalityError):
+        fuse({"voice": None, "face": None}, {"voice": RAVDESS8, "face": FER7}, strategy=strategy)
+
+
+def test_batch_with_nan_rows_reports_who_was_used():
+    a = np.array([[0.9, 0.1], [0.2, 0.8], [np.nan, np.nan]])
+    b = np.array([[np.nan, np.nan], [0.4, 0.6], [0.3, 0.7]])
+    result = fuse({"a": a, "b": b}, {"a": ("happy", "sad"), "b": ("happy", "sad")})
+    np.testing.assert_allclose(result.probabilities, [[0.9, 0.1], [0.3, 0.7], [0.3, 0.7]])
+    assert result.used.tolist() == [[True, False], [True, True], [False, True]]
+    assert result.to_dict()["used_modalities"] == [["a"], ["a", "b"], ["b"]]
+    # A row with nobody present becomes uniform in a batch (it is not an error there).
+    nobody = fuse({"a": np.full((1, 2), np.nan), "b": np.array([[0.5, 0.5]])}, {"a": ("happy", "sad"),
+                                                                               "b": ("happy", "sad")},
+                  strategy="max_confidence")
+    np.testing.assert_allclose(nobody.probabilities, [[0.5, 0.5]])
+    aligned = align_members({"a": np.full((2, 2), np.nan)}, {"a": ("happy", "sad")}, ("happy", "sad"))
+    np.testing.assert_allclose(combine(aligned, "mean"), np.full((2, 2), 0.5))
+
+
+def test_bad_inputs_are_clear_errors():
+    labels = {"a": ("happy", "sad")}
+    with pytest.raises(FusionError, match="unknown fusion strategy"):
+        fuse({"a": np.array([0.5, 0.5])}, labels, strategy="median")
+    with pytest.raises(FusionError, match="fitted"):
+        fuse({"a": np.array([0.5, 0.5])}, labels, strategy="stacking")
+    with pytest.raises(FusionError, match="needs weights"):
+        fuse({"a": np.array([0.5, 0.5])}, labels, strategy="weighted")
+    with pytest.raises(FusionError, match="do not match"):
+        fuse({"a": np.array([0.2, 0.3, 0.5])}, labels)
+    with pytest.raises(FusionError, match="no label set"):
+        fuse({"a": np.array([0.5, 0.5]), "b": np.array([0.5, 0.5])}, labels)
+    with pytest.raises(FusionError, match="unknown member"):
+        fuse({"a": np.array([0.5, 0.5])}, labels, strategy="weighted", weights={"z": 1.0})
+    with pytest.raises(FusionError, match="non-negative"):
+        fuse({"a": np.array([0.5, 0.5])}, labels, strategy="weighted", weights={"a": -1.0})
+
+
+def test_temperature_scaling_recovers_an_overconfident_member():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 2000)
+    labels = ("neutral", "happy", "sad", "angry")
+    calibrated = _noisy_member(y, labels, labels, strength=1.5, rng=rng)
+    overconfident = apply_temperature(calibrated, 0.25)  # four times sharper
+    t = fit_temperature(overconfident, y, source=labels, target=labels)
+    t_calibrated = fit_temperature(calibrated, y, source=labels, target=labels)
+    assert 2.5 < t / t_calibrated < 6  # it undoes most of the sharpening
+    np.testing.assert_allclose(apply_temperature(calibrated, 1.0), calibrated, atol=1e-9)
+    assert fit_temperature(np.full((1, 4), 0.25), y[:1], source=labels, target=labels) == 1.0
+
+
+def test_simplex_grid_has_every_vertex_and_sums_to_one():
+    for m in (1, 2, 3, 5, 9):
+        grid = simplex_grid(m, max_points=500)
+        assert 1 <= len(grid) <= 500
+        np.testing.assert_allclose([w.sum() for w in grid], 1.0)
+        vertices = {tuple(np.eye(m)[j]) for j in range(m)}
+        assert vertices <= {tuple(w) for w in grid}
+
+
+@pytest.mark.parametrize("name", FUSION_MODELS)
+def test_contract(name, voice_face, tmp_path):
+    X, y, _ = voice_face
+    model = create_model(name)
+    with pytest.raises(NotFittedError):
+        model.predict_proba(X)
+    assert model.fit(X, y, labels=BASIC7) is model
+    assert model.labels_ == BASIC7
+    probs = model.predict_proba(X)
+    assert probs.shape == (len(X), 7) and np.all(probs >= 0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    model.save(tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    assert loaded.labels_ == BASIC7
+    np.testing.assert_allclose(loaded.predict_proba(X), probs, atol=1e-9)
+
+    # The missing-modality path: face gone for half the samples, voice for a quarter; never fails.
+    n = len(X)
+    no_face = np.arange(n) % 2 == 0
+    no_voice = np.arange(n) % 4 == 1
+    partial = X.without("face", no_face).without("voice", no_voice)
+    probs = loaded.predict_proba(partial)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    one = loaded.fuse({"voice": X.probabilities["voice"][0], "face": None})
+    assert one.used_modalities == ("voice",) and one.probabilities.shape == (7,)
+
+
+@pytest.mark.parametrize("name", ["fusion_mean", "fusion_weighted", "fusion_product", "fusion_stacking"])
+def test_fusion_beats_each_member_when_members_are_independent(name, voice_face):
+    X, y, y_idx = voice_face
+    fit_rows, test_rows = np.arange(len(y)) % 2 == 0, np.arange(len(y)) % 2 == 1
+    model = create_model(name).fit(X.take(np.flatnonzero(fit_rows)), [y[i] for i in np.flatnonzero(fit_rows)],
+                                   labels=BASIC7)
+    test = X.take(np.flatnonzero(test_rows))
+    fused_acc = (model.predict_proba(test).argmax(axis=1) == y_idx[test_rows]).mean()
+    for member, labels in (("voice", RAVDESS8), ("face", FER7)):
+        alone = align_probabilities(test.probabilities[member], labels, BASIC7).argmax(axis=1)
+        assert fused_acc > (alone == y_idx[test_rows]).mean(), member
+
+
+def test_weighted_fit_picks_the_good_member_over_noise():
+    rng = np.random.default_rng(3)
+    y = np.tile(np.arange(4), 100)
+    labels = ("neutral", "happy", "sad", "angry")
+    good = _noisy_member(y, labels, labels, strength=2.5, rng=rng)
+    noise = rng.dirichlet(np.ones(4), len(y))
+    X = FusionInput({"good": good, "noise": noise}, {"good": labels, "noise": labels})
+    model = create_model("fusion_weighted").fit(X, [labels[i] for i in y], labels=labels)
+    assert model.weights_[0] >= 0.7
+    with pytest.raises(FusionError, match="fitted on members"):
+        model.predict_proba(FusionInput({"good": good, "other": noise}, {"good": labels, "other": labels}))
+    with pytest.raises(FusionError, match="label set"):
+        model.predict_proba(FusionInput({"good": good[:, :3]}, {"good": labels[:3]}))
+
+
+def test_a_fusion_model_fed_raw_inputs_is_a_clear_error(ravdess_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from emofuse.cli import app
+
+    with pytest.raises(FusionError, match="FusionInput"):
+        create_model("fusion_stacking").fit(["a.wav"], ["happy"], labels=BASIC7)
+    result = CliRunner().invoke(app, ["train", "fusion_mean", "--data", f"ravdess={ravdess_dir}", "--protocol",
+                                      "ravdess-random", "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and "emofuse study" in result.stderr

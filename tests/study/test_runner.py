@@ -1,0 +1,192 @@
+"""The study end to end on the synthetic RAVDESS and FER2013 fixtures: grid, fusion, paired evaluation,
+report, resumability and reuse of a matching earlier run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emofuse.cli import app
+from emofuse.study import StudyConfig, run_study
+from emofuse.training.experiment import ExperimentConfig, run_experiment
+
+
+def _config(ravdess_dir, fer_csv, **extra):
+    return {
+        "name": "synthetic", "description": "tiny synthetic study",
+        "data": {"ravdess": str(ravdess_dir), "fer2013": str(fer_csv)},
+        "protocols": ["ravdess-6fold"],
+        "models": [
+            {"name": "logreg", "model": "voice_logreg", "params": {"max_iter": 200}, "folds": {"ravdess-6fold": ["fold1", "fold2"]},
+             "protocols": ["ravdess-6fold", "ravdess-random"],
+             "references": {"ravdess-random": [{"metric": "wa", "value": 65.79, "source": "a paper"}]}},
+            {"name": "logreg_c01", "model": "voice_logreg", "params": {"C": 0.01, "max_iter": 200},
+             "folds": {"ravdess-6fold": ["fold1", "fold2"]}},
+            {"name": "face", "model": "face_logreg", "params": {"max_iter": 30}, "protocols": ["fer2013-official"]},
+            {"name": "later", "model": "text_gpt9", "enabled": False, "description": "waits for the text branch"},
+        ],
+        "fusions": [
+            {"name": "mean", "strategy": "fusion_mean", "members": ["logreg", "logreg_c01"]},
+            {"name": "weighted", "strategy": "fusion_weighted", "members": ["logreg", "logreg_c01"]},
+            {"name": "stack", "strategy": "fusion_stacking", "members": ["logreg", "logreg_c01"]},
+        ],
+        "paired": {"voice": "logreg", "face": "face", "pairings": 2,
+                   "strategies": ["fusion_mean", "fusion_weighted", "fusion_stacking"]},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def study(ravdess_dir, fer_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    config = StudyConfig.from_dict(_config(ravdess_dir, fer_csv))
+    outcome = run_study(config, out, progress=False, command="emofuse study synthetic.yaml --out X")
+    return config, out, outcome
+
+
+def test_grid_fusion_and_report(study):
+    _config, out, outcome = study
+    assert set(outcome.statuses.values()) == {"trained", "fused"}
+    assert len(outcome.statuses) == 4 + 3  # logreg ×2 protocols, logreg_c01, face; three fusions
+    cell = out / "cells" / "ravdess-6fold" / "logreg" / "seed0"
+    assert sorted(p.name for p in (cell / "folds").iterdir()) == ["fold1", "fold2"]
+    assert (cell / "folds" / "fold1" / "val_predictions.npz").is_file()
+    # Fusion cells are run directories too: the fitted fusion model, test predictions and metrics per fold.
+    fused = out / "cells" / "ravdess-6fold" / "weighted" / "seed0"
+    assert (fused / "folds" / "fold1" / "model" / "model.json").is_file()
+    with np.load(fused / "folds" / "fold2" / "predictions.npz") as data, \
+            np.load(cell / "folds" / "fold2" / "predictions.npz") as member:
+        assert data["probs"].shape == member["probs"].shape == (60, 8)
+        assert (data["paths"] == member["paths"]).all() and (data["y_true"] == member["y_true"]).all()
+
+    study_json = json.loads((out / "study.json").read_text())
+    rows = {(r["entry"], r["protocol"]): r for r in study_json["rows"]}
+    assert set(rows) == {("logreg", "ravdess-6fold"), ("logreg", "ravdess-random"), ("logreg_c01", "ravdess-6fold"),
+                         ("face", "fer2013-official"), ("mean", "ravdess-6fold"), ("weighted", "ravdess-6fold"),
+                         ("stack", "ravdess-6fold")}
+    record = json.loads((cell / "results.json").read_text())[0]
+    assert rows[("logreg", "ravdess-6fold")]["ua_mean"] == pytest.approx(record["ua_mean"])
+    assert study_json["disabled"][0]["entry"] == "later"
+
+    md = outcome.report_md.read_text()
+    page = outcome.report_html.read_text()
+    for text in ("## ravdess-6fold (ravdess)", "## Fusion against its best member", "## Leaky vs speaker-independent",
+                 "Voice + face, paired by emotion", "What it does not show", "Entries not run", "later",
+                 "emofuse study synthetic.yaml --out X", "WA 65.79 (ours"):
+        assert text in md, text
+    ua = rows[("logreg", "ravdess-6fold")]["ua_mean"] * 100
+    assert f"{ua:.1f}" in md and f"{ua:.1f}" in page
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert "paired.png" in figures and "confusion-ravdess-6fold.png" in figures
+    for name in figures:
+        assert f"figures/{name}" in md
+    assert page.count("data:image/png;base64,") == len(figures) and "figures/" not in page
+
+    paired = json.loads((out / "paired" / "paired.json").read_text())
+    assert set(paired["methods"]) >= {"voice alone", "face alone", "fusion_mean", "fusion_mean (missing)"}
+    counts = paired["missing_modality_rows"]
+    assert counts["voice only"] > 0 and counts["face only"] > 0 and counts["both"] > 0
+
+
+def test_resume_skips_finished_cells_and_redoes_only_what_is_missing(study):
+    config, out, _ = study
+    fold = out / "cells" / "ravdess-6fold" / "logreg_c01" / "seed0" / "folds" / "fold2"
+    before = (out / "cells" / "ravdess-6fold" / "logreg" / "seed0" / "folds" / "fold1" / "metrics.json").stat().st_mtime_ns
+    shutil.rmtree(fold)  # as if interrupted while the cell ran its second fold
+    (fold.parents[1] / "results.json").unlink()
+    outcome = run_study(config, out, progress=False, report=False)
+    assert outcome.statuses["logreg / ravdess-6fold / seed 0"] == "done before"
+    assert outcome.statuses["logreg_c01 / ravdess-6fold / seed 0"] == "trained"
+    # The logistic regression is deterministic: the retrained fold wrote the same bytes, so the fusions
+    # over it (keyed by a hash of their inputs) stay as they were.
+    assert outcome.statuses["mean / ravdess-6fold / seed 0"] == "done before"
+    assert (fold / "metrics.json").is_file()
+    # A member whose predictions did change makes every fusion over it fit again.
+    val = fold / "val_predictions.npz"
+    with np.load(val) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["probs"] = arrays["probs"][:, ::-1].copy()
+    np.savez(val, **arrays)
+    refit = run_study(config, out, progress=False, report=False)
+    assert refit.statuses["mean / ravdess-6fold / seed 0"] == "fused"
+    assert refit.statuses["logreg_c01 / ravdess-6fold / seed 0"] == "done before"
+    after = (out / "cells" / "ravdess-6fold" / "logreg" / "seed0" / "folds" / "fold1" / "metrics.json").stat().st_mtime_ns
+    assert after == before
+    again = run_study(config, out, progress=False, report=False)
+    assert set(again.statuses.values()) == {"done before"}
+
+
+def test_a_changed_cell_config_is_an_error_not_a_silent_mix(study, ravdess_dir, fer_csv):
+    from emofuse.errors import EmofuseError
+
+    _, out, _ = study
+    cfg = _config(ravdess_dir, fer_csv)
+    cfg["models"][1]["params"] = {"C": 0.5}
+    with pytest.raises(EmofuseError, match="different config"):
+        run_study(StudyConfig.from_dict(cfg), out, progress=False)
+
+
+def test_a_matching_earlier_run_is_reused_and_a_different_one_is_not(ravdess_dir, fer_csv, tmp_path):
+    earlier = tmp_path / "runs" / "old"
+    run_experiment(ExperimentConfig.from_dict({
+        "model": "voice_logreg", "data": {"ravdess": str(ravdess_dir)}, "protocol": "ravdess-random",
+        "out": str(earlier / "logreg-random"), "seed": 0}), progress=False)
+    run_experiment(ExperimentConfig.from_dict({
+        "model": "voice_logreg", "data": {"ravdess": str(ravdess_dir)}, "protocol": "ravdess-random",
+        "out": str(earlier / "logreg-random-C2"), "seed": 0, "model_params": {"C": 2.0}}), progress=False)
+    cfg = {"name": "reuse", "data": {"ravdess": str(ravdess_dir)}, "protocols": ["ravdess-random"],
+           "reuse": [str(earlier)],
+           "models": [{"name": "plain", "model": "voice_logreg"}, {"name": "c05", "model": "voice_logreg",
+                                                                 "params": {"C": 0.5}}],
+           "fusions": [{"name": "m", "strategy": "fusion_max_confidence", "members": ["plain", "c05"]}]}
+    out = tmp_path / "study"
+    outcome = run_study(StudyConfig.from_dict(cfg), out, progress=False)
+    assert outcome.statuses["plain / ravdess-random / seed 0"] == f"reused {earlier / 'logreg-random'}"
+    assert outcome.statuses["c05 / ravdess-random / seed 0"] == "trained"
+    reused = out / "cells" / "ravdess-random" / "plain" / "seed0"
+    stored = json.loads((reused / "config.json").read_text())
+    assert stored["reused_from"]["run_dir"] == str((earlier / "logreg-random").resolve())
+    assert (reused / "folds" / "random" / "val_predictions.npz").is_file()  # predicted from the saved model
+    assert not (earlier / "logreg-random" / "folds" / "random" / "val_predictions.npz").exists()  # source untouched
+    assert "(reused run)" in outcome.report_md.read_text()
+
+
+def test_cli_study_and_its_errors(ravdess_dir, fer_csv, tmp_path):
+    import yaml
+
+    cfg = {"name": "cli", "data": {"ravdess": "/nowhere"}, "protocols": ["ravdess-random"],
+           "models": [{"name": "plain", "model": "voice_logreg"}]}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    runner = CliRunner()
+    result = runner.invoke(app, ["study", str(path), "--out", str(tmp_path / "o"), "--data",
+                                 f"ravdess={ravdess_dir}", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "report.html").is_file()
+    assert f"emofuse study {path} --out {tmp_path / 'o'} --data ravdess={ravdess_dir}" in (
+        tmp_path / "o" / "report.md").read_text()
+    # Again with the progress bar: every cell is finished, and the bar's console says so.
+    result = runner.invoke(app, ["study", str(path), "--out", str(tmp_path / "o"), "--data", f"ravdess={ravdess_dir}"])
+    assert result.exit_code == 0, result.output
+    assert "plain / ravdess-random / seed 0: done before" in result.output
+    cfg["models"][0]["model"] = "voice_whisper_huge9"
+    path.write_text(yaml.safe_dump(cfg))
+    result = runner.invoke(app, ["study", str(path), "--out", str(tmp_path / "o2"), "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "unknown model 'voice_whisper_huge9'" in result.stderr
+
+
+def test_a_worker_job_rebuilds_the_config_and_runs_its_cell(ravdess_dir, tmp_path):
+    """What --workers N runs in each process: the config travels as a dict and the cell is finished there."""
+    from emofuse.study.runner import _model_cell_job, plan_cells
+
+    config = StudyConfig.from_dict({"name": "w", "data": {"ravdess": str(ravdess_dir)}, "protocols": ["ravdess-random"],
+                                    "models": [{"name": "plain", "model": "voice_logreg", "params": {"max_iter": 200}}]})
+    (cell,), _ = plan_cells(config, tmp_path)
+    done, status, _seconds = _model_cell_job((config.to_dict(), "plain", cell, True, 1))
+    assert done == cell and status == "trained"
+    assert (cell.dir / "folds" / "random" / "val_predictions.npz").is_file()
