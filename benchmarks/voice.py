@@ -6,6 +6,8 @@ and folds are skipped), and its record is merged into ``benchmarks/results/voice
 
     python benchmarks/voice.py --data ../shared/data/ravdess-speech-16k --preset cpu     # reduced, 2 CPU cores
     python benchmarks/voice.py --data ../shared/data/ravdess-speech-16k --preset full --device cuda
+    python benchmarks/voice.py --data ../shared/data/ravdess-speech-16k --models voice_whisper \
+        --speaker-adaptation voice_whisper     # + the '+spk' variants (k = 4, 8, 16, all)
 
 Presets differ only in training length and augmentation; each record says which one it ran with
 (``variant``) so the table never mixes them silently.
@@ -23,7 +25,10 @@ from pathlib import Path
 from emofuse.evaluation.results import write_results
 from emofuse.training.experiment import ExperimentConfig, run_experiment
 
-MODELS = ("voice_logreg", "voice_cnn1d", "voice_gru", "voice_lstm", "voice_cnn2d", "voice_crnn")
+MODELS = ("voice_logreg", "voice_cnn1d", "voice_gru", "voice_lstm", "voice_cnn2d", "voice_crnn",
+          "voice_whisper_tiny", "voice_whisper_base", "voice_whisper")
+# Models without a training loop: the same parameters under every preset.
+NO_LOOP = ("voice_logreg", "voice_whisper_tiny", "voice_whisper_base", "voice_whisper")
 PROTOCOLS = ("ravdess-6fold", "ravdess-random")
 RESULTS = Path(__file__).parent / "results" / "voice_ravdess.json"
 
@@ -42,7 +47,7 @@ PRESETS: dict[str, dict[str, dict]] = {
 
 
 def model_params(preset: str, model: str, device: str) -> dict:
-    if model == "voice_logreg":
+    if model in NO_LOOP:
         return {}
     table = PRESETS[preset]
     params = json.loads(json.dumps(table.get(model, table["default"])))
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/benchmarks/voice", help="where the run directories go")
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--speaker-adaptation", default="",
+                        help="comma-separated Whisper models to also score as '+spk' variants on ravdess-6fold")
     args = parser.parse_args(argv)
 
     for protocol in args.protocols.split(","):
@@ -78,6 +85,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{model:14s} {protocol:15s} UA {record.ua_mean:.3f} ± {record.ua_std:.3f}  "
                   f"WA {record.wa_mean:.3f}  F1 {record.f1_mean:.3f}  ({time.perf_counter() - started:.0f} s)",
                   flush=True)
+    if args.speaker_adaptation:
+        from emofuse.data import load_ravdess
+        from emofuse.evaluation.speaker_adaptation import speaker_adapted_records
+
+        dataset = load_ravdess(args.data)
+        for model in args.speaker_adaptation.split(","):
+            records = speaker_adapted_records(dataset, model=model, seed=args.seed, progress=not args.quiet)
+            records = [replace(r, notes=f"benchmarks/voice.py --speaker-adaptation {model}; {r.notes}") for r in records]
+            write_results(args.results, records)
+            for r in records:
+                print(f"{model:14s} {r.variant:12s} UA {r.ua_mean:.3f} ± {r.ua_std:.3f}  WA {r.wa_mean:.3f}", flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@ column of the label set even for classes the training data lacked."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,18 +12,31 @@ import numpy as np
 class StandardisedLogReg:
     """Multinomial logistic regression on standardised features, stored as plain arrays (no pickle)."""
 
-    def __init__(self, *, C: float, max_iter: int) -> None:
+    def __init__(self, *, C: float, max_iter: int, solver: str = "sklearn") -> None:
+        if solver not in ("sklearn", "torch"):
+            raise ValueError(f"solver must be 'sklearn' or 'torch', not {solver!r}")
         self.C = C
         self.max_iter = max_iter
+        self.solver = solver
 
     def fit(self, features: np.ndarray, targets: np.ndarray) -> StandardisedLogReg:
-        """``features`` (n, d), ``targets`` (n,) class indices."""
-        from sklearn.linear_model import LogisticRegression
+        """``features`` (n, d), ``targets`` (n,) class indices.
 
+        ``solver="torch"`` minimises the same objective as scikit-learn's multinomial, class-balanced
+        L2 logistic regression (``C * sum_i w_i CE_i + ||W||^2 / 2``, intercept unpenalised) with
+        full-batch L-BFGS: several times faster for thousands of features (pooled Whisper states).
+        """
         self.mean_ = features.mean(axis=0)
         self.scale_ = features.std(axis=0) + 1e-6
+        standardised = (features - self.mean_) / self.scale_
+        if self.solver == "torch":
+            self.coef_, self.intercept_, self.classes_ = _torch_logreg(standardised, targets, C=self.C,
+                                                                       max_iter=self.max_iter)
+            return self
+        from sklearn.linear_model import LogisticRegression
+
         model = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight="balanced")
-        model.fit((features - self.mean_) / self.scale_, targets)
+        model.fit(standardised, targets)
         self.coef_, self.intercept_ = model.coef_, model.intercept_
         self.classes_ = model.classes_.astype(np.int64)
         return self
@@ -49,3 +63,54 @@ class StandardisedLogReg:
         head.coef_, head.intercept_, head.classes_ = arrays["coef"], arrays["intercept"], arrays["classes"]
         head.mean_, head.scale_ = arrays["mean"], arrays["scale"]
         return head
+
+
+def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                          np.ndarray]:
+    import torch
+
+    classes = np.unique(targets)
+    t = torch.from_numpy(np.searchsorted(classes, targets))
+    # scikit-learn's "balanced" weights: n / (n_classes * count)
+    counts = np.bincount(t.numpy(), minlength=len(classes))
+    weight = torch.from_numpy(len(targets) / (len(classes) * counts)).float()
+    a = torch.from_numpy(x.astype(np.float32))
+    W = torch.zeros(a.shape[1], len(classes), requires_grad=True)
+    b = torch.zeros(len(classes), requires_grad=True)
+    optimizer = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, tolerance_grad=1e-6, tolerance_change=1e-9,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = C * torch.nn.functional.cross_entropy(a @ W + b, t, weight=weight, reduction="sum") \
+            + 0.5 * (W**2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return W.detach().numpy().T.astype(np.float64), b.detach().numpy().astype(np.float64), classes.astype(np.int64)
+
+
+def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[str], *, C: float | str,
+                C_grid: Sequence[float], max_iter: int, val: tuple[np.ndarray, np.ndarray] | None,
+                name: str, refit_with_val: bool = False, solver: str = "torch"
+                ) -> tuple[StandardisedLogReg, float, dict[float, float]]:
+    """Fit the head; with ``C="val"``, pick C by validation UA first (ties go to the stronger
+    regularisation). ``refit_with_val`` then fits the final head on training and validation data
+    together (the validation speakers are never test speakers, so nothing leaks)."""
+    from emofuse.errors import ConfigError
+    from emofuse.evaluation.metrics import compute_metrics
+
+    scores: dict[float, float] = {}
+    if C == "val":
+        if val is None:
+            raise ConfigError(f"{name}: C='val' needs validation data")
+        for c in C_grid:
+            head = StandardisedLogReg(C=c, max_iter=max_iter, solver=solver).fit(feats, targets)
+            pred = head.predict_proba(val[0], len(labels)).argmax(axis=1)
+            scores[c] = compute_metrics(val[1], y_pred=pred, labels=list(labels)).ua
+        C = max(scores, key=lambda c: (scores[c], -c))
+    C = float(C)
+    if refit_with_val and val is not None:
+        feats, targets = np.concatenate([feats, val[0]]), np.concatenate([targets, val[1]])
+    return StandardisedLogReg(C=C, max_iter=max_iter, solver=solver).fit(feats, targets), C, scores

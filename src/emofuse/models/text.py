@@ -23,7 +23,7 @@ import numpy as np
 
 from emofuse.errors import ConfigError, EmofuseError
 from emofuse.models._base import check_fitted, label_targets
-from emofuse.models._linear import StandardisedLogReg
+from emofuse.models._linear import StandardisedLogReg, fit_logreg_select
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig
 
@@ -164,7 +164,7 @@ class TextEncoderLogReg:
 
     def fit(self, X: Sequence[str], y: Sequence[str], *, labels: Sequence[str], X_val: Sequence[str] | None = None,
             y_val: Sequence[str] | None = None, **_: Any) -> TextEncoderLogReg:
-        self.head_, self.C_, self.val_scores_ = _fit_logreg(
+        self.head_, self.C_, self.val_scores_ = fit_logreg_select(
             self.featurize(X), label_targets(y, labels), labels, C=self.C, C_grid=self.C_grid,
             max_iter=self.max_iter, val=None if X_val is None or y_val is None
             else (self.featurize(X_val), label_targets(y_val, labels)), name=self.name)
@@ -192,25 +192,6 @@ class TextEncoderLogReg:
         model.head_ = StandardisedLogReg.from_arrays(arrays, C=C)
         model.labels_ = tuple(meta["labels"])
         return model
-
-
-def _fit_logreg(feats: np.ndarray, targets: np.ndarray, labels: Sequence[str], *, C: float | str,
-                C_grid: Sequence[float], max_iter: int, val: tuple[np.ndarray, np.ndarray] | None,
-                name: str) -> tuple[StandardisedLogReg, float, dict[float, float]]:
-    """Fit the head; with ``C="val"``, pick C by validation UA first (ties go to the stronger regularisation)."""
-    from emofuse.evaluation.metrics import compute_metrics
-
-    scores: dict[float, float] = {}
-    if C == "val":
-        if val is None:
-            raise ConfigError(f"{name}: C='val' needs validation data")
-        for c in C_grid:
-            head = StandardisedLogReg(C=c, max_iter=max_iter).fit(feats, targets)
-            pred = head.predict_proba(val[0], len(labels)).argmax(axis=1)
-            scores[c] = compute_metrics(val[1], y_pred=pred, labels=list(labels)).ua
-        C = max(scores, key=lambda c: (scores[c], -c))
-    C = float(C)
-    return StandardisedLogReg(C=C, max_iter=max_iter).fit(feats, targets), C, scores
 
 
 # --- a BiGRU from scratch ------------------------------------------------------------------------------

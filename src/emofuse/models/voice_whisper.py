@@ -20,7 +20,7 @@ from emofuse.errors import ConfigError, checked_options
 from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, trim_silence
 from emofuse.features.cache import FeatureCache
 from emofuse.models._base import check_fitted, label_targets
-from emofuse.models._linear import StandardisedLogReg
+from emofuse.models._linear import StandardisedLogReg, fit_logreg_select
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 
 AudioInput = str | Path | np.ndarray
@@ -194,13 +194,15 @@ def _group(speakers: Sequence[str]) -> dict[str, np.ndarray]:
 class VoiceWhisper:
     """Logistic regression on pooled Whisper encoder states (one or several models, chosen layers).
 
-    ``C`` is the inverse regularisation strength; with ``C="val"`` it is chosen from ``C_grid`` by
-    unweighted accuracy on the validation speakers (never the test ones).
+    ``C`` is the inverse regularisation strength; with ``C="val"`` (the default) it is chosen from
+    ``C_grid`` by unweighted accuracy on the validation speakers (never the test ones), and with
+    ``refit_with_val`` the final head is then fitted on training and validation speakers together.
     """
 
     def __init__(self, name: str = "voice_whisper_tiny", *, features: WhisperFeatures | Mapping[str, Any] | None = None,
-                 C: float | str = 0.1, C_grid: Sequence[float] = (0.01, 0.03, 0.1, 0.3), max_iter: int = 2000,
-                 cache: FeatureCache | None = None, device: str = "cpu", progress: bool = False) -> None:
+                 C: float | str = "val", C_grid: Sequence[float] = (0.003, 0.01, 0.03, 0.1), max_iter: int = 500,
+                 refit_with_val: bool = True, cache: FeatureCache | None = None, device: str = "cpu",
+                 progress: bool = False) -> None:
         self.name = name
         if isinstance(features, Mapping):
             features = WhisperFeatures.from_dict(features)
@@ -210,6 +212,7 @@ class VoiceWhisper:
         self.C = C
         self.C_grid = tuple(float(c) for c in C_grid)
         self.max_iter = max_iter
+        self.refit_with_val = refit_with_val
         self.cache = cache
         self.device = device
         self.progress = progress
@@ -217,7 +220,7 @@ class VoiceWhisper:
 
     def get_params(self) -> dict[str, Any]:
         return {"features": self.features.to_dict(), "C": self.C, "C_grid": list(self.C_grid),
-                "max_iter": self.max_iter}
+                "max_iter": self.max_iter, "refit_with_val": self.refit_with_val}
 
     def featurize(self, X: Sequence[AudioInput]) -> np.ndarray:
         """``(len(X), n_features)``: chosen layers of every model, side by side."""
@@ -228,24 +231,10 @@ class VoiceWhisper:
 
     def fit(self, X: Sequence[AudioInput], y: Sequence[str], *, labels: Sequence[str],
             X_val: Sequence[AudioInput] | None = None, y_val: Sequence[str] | None = None, **_: Any) -> VoiceWhisper:
-        from emofuse.evaluation.metrics import compute_metrics
-
-        targets = label_targets(y, labels)
-        feats = self.featurize(X)
-        C = self.C
-        if C == "val":
-            if X_val is None or y_val is None:
-                raise ConfigError(f"{self.name}: C='val' needs validation data")
-            val_feats, val_targets = self.featurize(X_val), label_targets(y_val, labels)
-            scores = {}
-            for c in self.C_grid:
-                head = StandardisedLogReg(C=c, max_iter=self.max_iter).fit(feats, targets)
-                pred = head.predict_proba(val_feats, len(labels)).argmax(axis=1)
-                scores[c] = compute_metrics(val_targets, y_pred=pred, labels=list(labels)).ua
-            C = max(scores, key=lambda c: scores[c])
-            self.val_scores_ = scores
-        self.C_ = float(C)
-        self.head_ = StandardisedLogReg(C=self.C_, max_iter=self.max_iter).fit(feats, targets)
+        val = None if X_val is None or y_val is None else (self.featurize(X_val), label_targets(y_val, labels))
+        self.head_, self.C_, self.val_scores_ = fit_logreg_select(
+            self.featurize(X), label_targets(y, labels), labels, C=self.C, C_grid=self.C_grid,
+            max_iter=self.max_iter, val=val, name=self.name, refit_with_val=self.refit_with_val)
         self.labels_ = tuple(labels)
         return self
 
