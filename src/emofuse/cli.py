@@ -374,6 +374,42 @@ def study(
     console.print(f"report: {outcome.report_md} and {outcome.report_html}")
 
 
+@app.command("transcribe")
+def transcribe(
+    paths: Annotated[list[Path], typer.Argument(help="Audio or video files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file (JSON lines).")] = False,
+    model: Annotated[str, typer.Option(help="tiny.en, base, a CTranslate2 model folder, or a hub name "
+                                            "(needs internet).")] = "tiny.en",
+    beam_size: Annotated[int, typer.Option(help="Beam search width.")] = 5,
+    vad: Annotated[bool, typer.Option(help="Skip non-speech with the Silero VAD faster-whisper bundles.")] = True,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+) -> None:
+    """Speech to text, offline. A file that cannot be read is reported and skipped (exit 1 at the end)."""
+    from emofuse.errors import EmofuseError
+    from emofuse.speech import Transcriber
+
+    transcriber = _run(Transcriber, model=model, beam_size=beam_size, vad=vad, device=device)
+    console = _console()
+    failed = 0
+    for path in paths:
+        try:
+            result = transcriber.transcribe(path)
+        except (EmofuseError, OSError) as exc:
+            failed += 1
+            if as_json:
+                sys.stdout.write(json.dumps({"path": str(path), "status": "unreadable", "error": str(exc)}) + "\n")
+            else:
+                _err(f"{path}: {exc}")
+            continue
+        if as_json:
+            sys.stdout.write(json.dumps({"path": str(path), **result.to_dict()}) + "\n")
+        else:
+            shown = result.text if result.status == "ok" else f"[{result.status}] {result.note}"
+            console.print(f"{path}: {shown}", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command("demo")
 def demo(
     keep: Annotated[Path | None, typer.Option(help="Write the generated sample here and keep it.")] = None,
