@@ -12,12 +12,13 @@ import numpy as np
 class StandardisedLogReg:
     """Multinomial logistic regression on standardised features, stored as plain arrays (no pickle)."""
 
-    def __init__(self, *, C: float, max_iter: int, solver: str = "sklearn") -> None:
+    def __init__(self, *, C: float, max_iter: int, solver: str = "sklearn", balanced: bool = True) -> None:
         if solver not in ("sklearn", "torch"):
             raise ValueError(f"solver must be 'sklearn' or 'torch', not {solver!r}")
         self.C = C
         self.max_iter = max_iter
         self.solver = solver
+        self.balanced = balanced  # weight classes by inverse frequency (scikit-learn's "balanced")
 
     def fit(self, features: np.ndarray, targets: np.ndarray) -> StandardisedLogReg:
         """``features`` (n, d), ``targets`` (n,) class indices.
@@ -31,11 +32,12 @@ class StandardisedLogReg:
         standardised = (features - self.mean_) / self.scale_
         if self.solver == "torch":
             self.coef_, self.intercept_, self.classes_ = _torch_logreg(standardised, targets, C=self.C,
-                                                                       max_iter=self.max_iter)
+                                                                       max_iter=self.max_iter, balanced=self.balanced)
             return self
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight="balanced")
+        model = LogisticRegression(C=self.C, max_iter=self.max_iter,
+                                   class_weight="balanced" if self.balanced else None)
         model.fit(standardised, targets)
         self.coef_, self.intercept_ = model.coef_, model.intercept_
         self.classes_ = model.classes_.astype(np.int64)
@@ -65,15 +67,15 @@ class StandardisedLogReg:
         return head
 
 
-def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int) -> tuple[np.ndarray, np.ndarray,
-                                                                                          np.ndarray]:
+def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int,
+                  balanced: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import torch
 
     classes = np.unique(targets)
     t = torch.from_numpy(np.searchsorted(classes, targets))
     # scikit-learn's "balanced" weights: n / (n_classes * count)
     counts = np.bincount(t.numpy(), minlength=len(classes))
-    weight = torch.from_numpy(len(targets) / (len(classes) * counts)).float()
+    weight = torch.from_numpy(len(targets) / (len(classes) * counts)).float() if balanced else None
     a = torch.from_numpy(x.astype(np.float32))
     W = torch.zeros(a.shape[1], len(classes), requires_grad=True)
     b = torch.zeros(len(classes), requires_grad=True)
@@ -93,10 +95,10 @@ def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int
 
 def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[str], *, C: float | str,
                 C_grid: Sequence[float], max_iter: int, val: tuple[np.ndarray, np.ndarray] | None,
-                name: str, refit_with_val: bool = False, solver: str = "torch"
-                ) -> tuple[StandardisedLogReg, float, dict[float, float]]:
+                name: str, refit_with_val: bool = False, solver: str = "torch", balanced: bool = True,
+                select_by: str = "ua") -> tuple[StandardisedLogReg, float, dict[float, float]]:
     """Fit the head; with ``C="val"``, pick C by validation UA first (ties go to the stronger
-    regularisation). ``refit_with_val`` then fits the final head on training and validation data
+    regularisation; ``select_by="weighted_f1"`` for MELD-style headlines). ``refit_with_val`` then fits the final head on training and validation data
     together (the validation speakers are never test speakers, so nothing leaks)."""
     from emofuse.errors import ConfigError
     from emofuse.evaluation.metrics import compute_metrics
@@ -106,11 +108,12 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
         if val is None:
             raise ConfigError(f"{name}: C='val' needs validation data")
         for c in C_grid:
-            head = StandardisedLogReg(C=c, max_iter=max_iter, solver=solver).fit(feats, targets)
+            head = StandardisedLogReg(C=c, max_iter=max_iter, solver=solver, balanced=balanced).fit(feats, targets)
             pred = head.predict_proba(val[0], len(labels)).argmax(axis=1)
-            scores[c] = compute_metrics(val[1], y_pred=pred, labels=list(labels)).ua
+            scores[c] = getattr(compute_metrics(val[1], y_pred=pred, labels=list(labels)), select_by)
         C = max(scores, key=lambda c: (scores[c], -c))
     C = float(C)
     if refit_with_val and val is not None:
         feats, targets = np.concatenate([feats, val[0]]), np.concatenate([targets, val[1]])
-    return StandardisedLogReg(C=C, max_iter=max_iter, solver=solver).fit(feats, targets), C, scores
+    head = StandardisedLogReg(C=C, max_iter=max_iter, solver=solver, balanced=balanced).fit(feats, targets)
+    return head, C, scores

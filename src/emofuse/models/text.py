@@ -134,8 +134,9 @@ class TextEncoderLogReg:
     """Frozen sentence embeddings + logistic regression (``C="val"`` picks C on the validation set)."""
 
     def __init__(self, name: str = "text_minilm", *, encoder: str = "minilm", C: float | str = "val",
-                 C_grid: Sequence[float] = (0.1, 0.3, 1.0, 3.0, 10.0), max_iter: int = 3000,
-                 max_length: int = 128, cache: EmbeddingCache | None = None, progress: bool = False) -> None:
+                 C_grid: Sequence[float] = (0.03, 0.1, 0.3, 1.0, 3.0), max_iter: int = 500,
+                 balanced: bool = True, select_by: str = "ua", max_length: int = 128,
+                 cache: EmbeddingCache | None = None, progress: bool = False) -> None:
         self.name = name
         self.encoder = encoder
         if isinstance(C, str) and C != "val":
@@ -143,13 +144,18 @@ class TextEncoderLogReg:
         self.C = C
         self.C_grid = tuple(float(c) for c in C_grid)
         self.max_iter = max_iter
+        if select_by not in ("ua", "wa", "macro_f1", "weighted_f1"):
+            raise ConfigError(f"select_by must be ua, wa, macro_f1 or weighted_f1, not {select_by!r}")
+        self.balanced = balanced
+        self.select_by = select_by
         self.max_length = max_length
         self.cache = cache
         self.progress = progress
         self.labels_: tuple[str, ...] = ()
 
     def get_params(self) -> dict[str, Any]:
-        return {"encoder": self.encoder, "C": self.C, "C_grid": list(self.C_grid), "max_length": self.max_length}
+        return {"encoder": self.encoder, "C": self.C, "C_grid": list(self.C_grid), "max_length": self.max_length,
+                "balanced": self.balanced, "select_by": self.select_by}
 
     def featurize(self, X: Sequence[str]) -> np.ndarray:
         texts = [str(x) for x in X]
@@ -167,7 +173,8 @@ class TextEncoderLogReg:
         self.head_, self.C_, self.val_scores_ = fit_logreg_select(
             self.featurize(X), label_targets(y, labels), labels, C=self.C, C_grid=self.C_grid,
             max_iter=self.max_iter, val=None if X_val is None or y_val is None
-            else (self.featurize(X_val), label_targets(y_val, labels)), name=self.name)
+            else (self.featurize(X_val), label_targets(y_val, labels)), name=self.name, balanced=self.balanced,
+            select_by=self.select_by)
         self.labels_ = tuple(labels)
         return self
 
@@ -178,7 +185,8 @@ class TextEncoderLogReg:
     def save(self, directory: str | Path) -> None:
         check_fitted(self)
         save_checkpoint(directory, arrays=self.head_.arrays(), meta={
-            "model": self.name, "architecture": {"kind": "text_encoder_logreg", "C": self.C_},
+            "model": self.name, "architecture": {"kind": "text_encoder_logreg", "C": self.C_,
+                                                 "balanced": self.balanced, "select_by": self.select_by},
             "labels": list(self.labels_), "features": {"encoder": self.encoder, "max_length": self.max_length,
                                                        "pooling": "mean", "normalize": True}})
 

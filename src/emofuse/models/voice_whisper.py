@@ -200,7 +200,7 @@ class VoiceWhisper:
     """
 
     def __init__(self, name: str = "voice_whisper_tiny", *, features: WhisperFeatures | Mapping[str, Any] | None = None,
-                 C: float | str = "val", C_grid: Sequence[float] = (0.003, 0.01, 0.03, 0.1), max_iter: int = 500,
+                 C: float | str = "val", C_grid: Sequence[float] = (0.003, 0.01, 0.03), max_iter: int = 300,
                  refit_with_val: bool = True, cache: FeatureCache | None = None, device: str = "cpu",
                  progress: bool = False) -> None:
         self.name = name
