@@ -261,3 +261,40 @@ class VoiceWhisper:
         model.head_ = StandardisedLogReg.from_arrays(arrays, C=C)
         model.labels_ = tuple(meta["labels"])
         return model
+
+
+class RunningSpeakerStats:
+    """Online speaker adaptation for ``predict``/``serve``: the statistics of one speaker's clips so far.
+
+    Feed each new clip's features with :meth:`update`; :meth:`adapt` standardises a clip with the
+    shrunk statistics of everything heard so far (the first clip moves little, a minute of speech
+    almost fully), using the same rule as the ``+spk`` benchmark variants.
+    """
+
+    def __init__(self, normaliser: SpeakerNormaliser) -> None:
+        self.normaliser = normaliser
+        self.n = 0
+        self._sum = np.zeros_like(normaliser.population_mean_, dtype=np.float64)
+        self._sum_sq = np.zeros_like(normaliser.population_mean_, dtype=np.float64)
+
+    def update(self, features: np.ndarray) -> None:
+        """``features`` (d,) or (n, d) of new, unlabelled clips of this speaker."""
+        rows = np.atleast_2d(features).astype(np.float64)
+        self.n += len(rows)
+        self._sum += rows.sum(axis=0)
+        self._sum_sq += (rows**2).sum(axis=0)
+
+    def adapt(self, features: np.ndarray) -> np.ndarray:
+        norm = self.normaliser
+        if self.n == 0:
+            return np.asarray(features)
+        k = self.n
+        weight = k / (k + norm.shrinkage)
+        mean_k = self._sum / k
+        mean = weight * mean_k + (1 - weight) * norm.population_mean_
+        if k >= norm.min_clips_for_scale:
+            std_k = np.sqrt(np.maximum(self._sum_sq / k - mean_k**2, 0.0))
+            std = weight * std_k + (1 - weight) * norm.population_std_
+        else:
+            std = norm.population_std_
+        return (features - mean) / np.maximum(std, 1e-6) * norm.population_std_ + norm.population_mean_
