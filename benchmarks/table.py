@@ -51,6 +51,37 @@ def face_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def text_table() -> str:
+    path = RESULTS / "text.json"
+    if not path.exists():
+        return "_no text results yet_\n"
+    records = sorted(read_results(path), key=lambda r: (r.dataset, -(r.weighted_f1_mean or 0)))
+    lines = ["| model | dataset | protocol | weighted-F1 % | UA % | WA % | macro-F1 % | train s | variant |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r.model} | {r.dataset} | {r.protocol} | {pct(r.weighted_f1_mean)} | {pct(r.ua_mean)} | "
+                     f"{pct(r.wa_mean)} | {pct(r.f1_mean)} | {r.train_seconds:.0f} | {r.variant or '—'} |")
+    return "\n".join(lines) + "\n"
+
+
+def whisper_speed() -> str:
+    path = RESULTS / "whisper_speed.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    lines = [f"\n### Whisper on the CPU, {data['threads']} threads (`benchmarks/results/whisper_speed.json`)\n",
+             f"One {data['clip_seconds']} s clip ({data['clip']}), every encoder layer:\n",
+             "| model | what | p50 ms | p99 ms |", "|---|---|---|---|"]
+    for model, rows in data["encoder"].items():
+        for what, row in rows.items():
+            lines.append(f"| {model} | {what} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} |")
+    if "transcribe_tiny_en" in data:
+        t = data["transcribe_tiny_en"]
+        lines.append(f"| tiny.en | transcribe {t['audio_seconds']} s of speech (beam 5, VAD): \"{t['text']}\" | "
+                     f"{t['p50_ms']:.1f} | {t['p99_ms']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def speed_table(name: str, key: str) -> str:
     path = RESULTS / name
     if not path.exists():
@@ -66,7 +97,8 @@ def speed_table(name: str, key: str) -> str:
 
 def render() -> str:
     parts = ["### Voice: RAVDESS (`benchmarks/results/voice_ravdess.json`)\n", voice_table(),
-             "\n### Face: FER2013 PrivateTest (`benchmarks/results/face_fer2013.json`)\n", face_table()]
+             "\n### Face: FER2013 PrivateTest (`benchmarks/results/face_fer2013.json`)\n", face_table(),
+             "\n### Text: MELD, CARER, and RAVDESS's two sentences (`benchmarks/results/text.json`)\n", text_table()]
     voice_speed = RESULTS / "voice_speed.json"
     if voice_speed.exists():
         data = json.loads(voice_speed.read_text())
@@ -80,6 +112,7 @@ def render() -> str:
     if (RESULTS / "face_speed.json").exists():
         parts += ["\n### Face speed, one CPU thread (`benchmarks/results/face_speed.json`)\n",
                   speed_table("face_speed.json", "detection_only,crop_classification,frame_detection_plus_classification")]
+    parts.append(whisper_speed())
     return "".join(parts)
 
 
