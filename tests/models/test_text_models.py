@@ -30,7 +30,8 @@ def data():
     return _texts(60, 0), _texts(30, 1)
 
 
-FAST = {"text_bigru": {"train": {"epochs": 8, "batch_size": 16, "patience": 8, "lr": 5e-3}}}
+FAST = {"text_bigru": {"train": {"epochs": 8, "batch_size": 16, "patience": 8, "lr": 5e-3}},
+        "text_minilm_finetune": {"train": {"epochs": 3, "batch_size": 16, "patience": 3, "lr": 2e-4}}}
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in MODELS.items() if s.modality == "text"))

@@ -76,6 +76,9 @@ MODELS: dict[str, ModelSpec] = {
     "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "text",
                              "frozen all-MiniLM-L6-v2 sentence embeddings (or any transformers encoder), "
                              "logistic regression with C picked on validation data", {"encoder": "minilm"}),
+    "text_minilm_finetune": ModelSpec("emofuse.models.text:TextEncoderFineTuned", "text",
+                                      "all-MiniLM-L6-v2 (or any transformers encoder) fine-tuned end to end "
+                                      "with a linear head", {"encoder": "minilm"}),
     # Late fusion: X is a FusionInput (members' probabilities); fit on the members' validation predictions.
     "fusion_mean": ModelSpec("emofuse.fusion:LateFusion", "fusion",
                              "average of the members' temperature-scaled probabilities", {"strategy": "mean"}),
