@@ -123,7 +123,7 @@ function onMessage(event) {
       state.history.push({ t: msg.t, probs: msg.fused.probabilities });
       while (state.history.length && state.history[0].t < msg.t - TIMELINE_SECONDS) state.history.shift();
     }
-    drawTimeline($("timeline"), state.history, state.fusedLabels, { start: msg.t - TIMELINE_SECONDS, end: msg.t });
+    drawTimeline($("timeline"), state.history, state.fusedLabels, { start: Math.max(0, msg.t - TIMELINE_SECONDS), end: Math.max(msg.t, 1) });
     updateRates();
   } else if (msg.type === "transcript") {
     if (msg.text) {
