@@ -52,7 +52,7 @@ def _has_video_stream(path: Path) -> bool:
         return True
 
 
-def speech_seconds(y: np.ndarray, *, sr: int, threshold_dbfs: float = -45.0) -> float:
+def speech_seconds(y: np.ndarray, *, sr: int, threshold_dbfs: float = -60.0) -> float:
     """Seconds of ``y`` (mono) in 30 ms frames louder than ``threshold_dbfs`` RMS: a cheap speech check."""
     frame = max(1, int(0.03 * sr))
     n = len(y) // frame

@@ -55,8 +55,8 @@ class PredictorConfig:
     video_frame_rate_hz: float = 4.0  # frames sampled for faces
     max_audio_seconds: float = 600.0
     max_video_seconds: float = 600.0
-    speech_threshold_dbfs: float = -45.0  # RMS of a 30 ms frame that counts as sound
-    min_speech_seconds: float = 0.25  # less sound than this is "no_speech"
+    speech_threshold_dbfs: float = -60.0  # RMS of a 30 ms frame that counts as sound (RAVDESS peaks at -33 dBFS)
+    min_speech_seconds: float = 0.2  # less sound than this is "no_speech"
     voice_batch_size: int = 32
     face_batch_size: int = 256
 

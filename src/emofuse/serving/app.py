@@ -34,6 +34,7 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner: InferenceRunner = app.state.runner
         runner.start()
+        app.state.stream_runner.start()
         if app.state.predictor is None:
             app.state.predictor = await runner.run(_load_predictor, settings, timeout_s=600)
         if settings.warm_up:
@@ -42,6 +43,7 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
             yield
         finally:
             runner.stop()
+            app.state.stream_runner.stop()
 
     app = FastAPI(title="emofuse", version=__version__, lifespan=lifespan,
                   description="Emotion from voice, face and words, alone or fused. The live page is at /.")
@@ -49,6 +51,9 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
     app.state.settings = settings
     app.state.runner = InferenceRunner(workers=settings.workers, max_pending=settings.max_pending,
                                        timeout_s=settings.request_timeout_s, torch_threads=settings.torch_threads)
+    app.state.stream_runner = InferenceRunner(workers=settings.stream_workers, max_pending=settings.max_pending,
+                                              timeout_s=settings.request_timeout_s,
+                                              torch_threads=settings.torch_threads)
     for router in (health.router, models.router, predict.router, stream.router, page.router):
         app.include_router(router)
     _add_error_handlers(app)

@@ -27,6 +27,12 @@ def get_runner(conn: HTTPConnection) -> InferenceRunner:
     return runner
 
 
+def get_stream_runner(conn: HTTPConnection) -> InferenceRunner:
+    runner: InferenceRunner = conn.app.state.stream_runner
+    return runner
+
+
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
 RunnerDep = Annotated[InferenceRunner, Depends(get_runner)]
+StreamRunnerDep = Annotated[InferenceRunner, Depends(get_stream_runner)]

@@ -24,7 +24,9 @@ class ServeSettings:
     face_model: str | None = None
     words: bool = True
     warm_up: bool = True  # one tiny prediction per modality at startup, so the first user waits less
-    # The live stream (WS /v1/stream)
+    # The live stream (WS /v1/stream): its own inference threads, so uploads queued on the main
+    # workers never hold back a live face or voice update.
+    stream_workers: int = 1
     stream_update_s: float = 0.5  # a fused update at least this often
     stream_voice_window_s: float = 2.0  # voice reads the last this-many seconds
     stream_transcribe_every_s: float = 2.0
