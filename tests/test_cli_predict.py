@@ -59,3 +59,22 @@ def test_predict_bad_model_dir_is_one_line(media: dict[str, Path], tmp_path: Pat
     result = CliRunner().invoke(app, ["predict", str(media["tone"]), "--voice-model", str(tmp_path), "--quiet"])
     assert result.exit_code == 1
     assert "not a saved emofuse model" in result.output and "Traceback" not in result.output
+
+
+def test_serve_passes_its_options(monkeypatch: pytest.MonkeyPatch, tiny_model_dirs: dict[str, Path]) -> None:
+    import emofuse.serving.app as serving_app
+
+    seen = {}
+    monkeypatch.setattr(serving_app, "run_server", lambda settings: seen.setdefault("settings", settings))
+    result = CliRunner().invoke(app, ["serve", "--port", "9001", "--max-upload-mb", "5", "--no-words",
+                                      "--voice-model", str(tiny_model_dirs["voice"])])
+    assert result.exit_code == 0, result.output
+    settings = seen["settings"]
+    assert (settings.host, settings.port, settings.max_upload_bytes) == ("127.0.0.1", 9001, 5_000_000)
+    assert settings.cors_origins == [] and settings.words is False
+    assert settings.voice_model == str(tiny_model_dirs["voice"])
+
+
+def test_serve_rejects_bad_settings() -> None:
+    result = CliRunner().invoke(app, ["serve", "--workers", "0"])
+    assert result.exit_code == 1 and "at least 1" in result.output

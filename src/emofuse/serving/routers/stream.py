@@ -141,7 +141,10 @@ class StreamSession:
                 await self.error(f"'text' must be a string of at most {self.settings.max_text_chars} characters")
                 return
             self.typed_text = value
-            [self.words] = await self.runner.run(self.predictor.words_results, [value])
+            try:
+                [self.words] = await self.runner.run(self.predictor.words_results, [value])
+            except (Overloaded, TimeoutError):
+                await self.error("server busy: the text was not analysed")
         else:
             await self.error(f"unknown message type {kind!r}: expected text, reset or ping")
 
@@ -186,7 +189,10 @@ class StreamSession:
                 and self.audio_total - self.audio_at_words >= s.stream_transcribe_every_s * SAMPLE_RATE_HZ):
             self.audio_at_words = self.audio_total
             window = self._latest_audio(s.stream_transcribe_window_s)
-            words, segments = await self.runner.run(self.predictor.transcribe, window)
+            try:
+                words, segments = await self.runner.run(self.predictor.transcribe, window)
+            except (Overloaded, TimeoutError):
+                words, segments = status_only("unavailable", "server busy: speech-to-text skipped"), []
             self.words = words
             await self.send({"type": "transcript", "t": self.now(), "text": words.text or "",
                              "status": words.status, "segments": [seg.__dict__ for seg in segments]})
