@@ -86,3 +86,27 @@ def test_json_lines_and_csv_rows(tiny_predictor: Predictor, folder: Path) -> Non
     bad_row = next(row for row in table if row["path"].endswith("notes.wav"))
     assert bad_row["status"] == "unreadable" and bad_row["problem"]
     assert len(list(rows(results[0]))) == 1
+
+
+def test_kind_of_containers_is_probed(tmp_path: Path, media: dict[str, Path]) -> None:
+    from emofuse.inference.media import media_kind
+
+    assert media_kind(media["video"]) == "video"
+    # An audio-only webm (a browser voice note) is audio.
+    import av
+    import numpy as np
+
+    note = tmp_path / "note.webm"
+    with av.open(str(note), "w") as container:
+        stream = container.add_stream("libopus", rate=48_000)
+        stream.layout = "mono"
+        pcm = (np.sin(np.arange(48_000) / 10) * 8000).astype(np.int16)
+        for start in range(0, len(pcm), 960):
+            frame = av.AudioFrame.from_ndarray(pcm[None, start : start + 960], format="s16", layout="mono")
+            frame.sample_rate = 48_000
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert media_kind(note) == "audio"
+    assert media_kind(tmp_path / "x.jpeg") == "image" and media_kind(tmp_path / "x.bin") == "unknown"

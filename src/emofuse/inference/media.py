@@ -46,9 +46,10 @@ def _has_video_stream(path: Path) -> bool:
         import av
 
         with av.open(str(path)) as container:
-            return any(s.disposition.name != "attached_pic" if hasattr(s.disposition, "name") else True
-                       for s in container.streams.video) or not container.streams.audio
-    except Exception:
+            # A still picture attached to audio (album art) is not a video.
+            moving = [s for s in container.streams.video if av.stream.Disposition.attached_pic not in s.disposition]
+            return bool(moving) or not container.streams.audio
+    except Exception:  # any failure to probe: the video reader will say what is wrong
         return True
 
 
