@@ -8,6 +8,10 @@ models, so every path of the Predictor runs for real.
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -114,13 +118,21 @@ class ScriptedTranscriber:
                               self.segments if self.status == "ok" else [])
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``{"voice": dir, "face": dir}``: saved logistic regressions fitted on generated data."""
+@functools.cache
+def _scratch() -> Path:
+    """One folder for the whole test run: the fixtures below are imported by several conftests, and
+    pytest would build each of them once per conftest; caching here builds each once."""
+    folder = Path(tempfile.mkdtemp(prefix="emofuse-test-predictors-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+@functools.cache
+def _tiny_model_dirs() -> dict[str, Path]:
     from emofuse.labels import RAVDESS8
     from emofuse.models import create_model
 
-    root = tmp_path_factory.mktemp("tiny_models")
+    root = _scratch() / "tiny_models"
     clips, labels = [], []
     for code, label in RAVDESS_CODES.items():
         for actor in range(6):
@@ -136,19 +148,37 @@ def tiny_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 
 
 @pytest.fixture(scope="session")
-def tiny_predictor(tiny_model_dirs: dict[str, Path]) -> Any:
-    """A Predictor of the tiny models, without the words branch."""
-    from emofuse.inference import Predictor
-
-    return Predictor.from_shipped(voice_dir=tiny_model_dirs["voice"], face_dir=tiny_model_dirs["face"], words=False)
+def tiny_model_dirs() -> dict[str, Path]:
+    """``{"voice": dir, "face": dir}``: saved logistic regressions fitted on generated data."""
+    return _tiny_model_dirs()
 
 
 @pytest.fixture(scope="session")
-def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def tiny_predictor(tiny_model_dirs: dict[str, Path]) -> Any:
+    """A Predictor of the tiny models, without the words branch."""
+    return _tiny_predictor()
+
+
+@functools.cache
+def _tiny_predictor() -> Any:
+    from emofuse.inference import Predictor
+
+    dirs = _tiny_model_dirs()
+    return Predictor.from_shipped(voice_dir=dirs["voice"], face_dir=dirs["face"], words=False)
+
+
+@pytest.fixture(scope="session")
+def media() -> dict[str, Path]:
     """Files of every kind, good and bad."""
+    return _media()
+
+
+@functools.cache
+def _media() -> dict[str, Path]:
     from PIL import Image
 
-    root = tmp_path_factory.mktemp("media")
+    root = _scratch() / "media"
+    root.mkdir()
     out = {
         "tone": write_wav(root / "tone.wav", tone("03", 1.0)),
         "silence": write_wav(root / "silence.wav", np.zeros(SR, np.float32)),

@@ -39,7 +39,7 @@ def test_predict_table_and_csv(models_args: list[str], media: dict[str, Path], t
     for name in ("tone", "silence", "truncated", "video"):
         shutil.copy(media[name], folder / media[name].name)
     out = tmp_path / "out.csv"
-    result = CliRunner().invoke(app, ["predict", str(folder), "--csv", str(out), *models_args])
+    result = CliRunner().invoke(app, ["predict", str(folder), "--csv", str(out), *models_args], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "tone.wav" in result.stdout and "no_speech" in result.stdout
     assert "1 of 4 file(s) could not be read" in result.output
