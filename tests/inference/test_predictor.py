@@ -163,3 +163,13 @@ def test_models_lists_what_is_loaded(tiny_predictor: Predictor) -> None:
     assert set(infos) == {"voice", "face"}
     assert infos["voice"].labels == RAVDESS8 and infos["face"].name == "face_logreg"
     assert tiny_predictor.label_sets()["fused"] == FUSED_LABELS
+
+
+def test_missing_models_are_unavailable_everywhere(tiny_predictor: Predictor, media: dict[str, Path]) -> None:
+    voice_only = Predictor(voice=tiny_predictor.voice)
+    assert voice_only.predict_image(media["face"]).modalities["face"].status == "unavailable"
+    video = voice_only.predict_video(media["video"])
+    assert {w.modalities["face"].status for w in video.windows} == {"unavailable"}
+    assert all(w.fused.status == "ok" for w in video.windows)
+    face_only = Predictor(face=tiny_predictor.face, detector=tiny_predictor.detector)
+    assert face_only.predict_audio(media["tone"]).modalities["voice"].status == "unavailable"

@@ -291,9 +291,12 @@ class Predictor:
             voice = self.voice_results(cuts)
 
         # Faces: every sampled frame once, then each window averages the frames inside it.
-        frame_results = self.face_results([image for _, image in media.frames])
-        times = np.array([t for t, _ in media.frames])
-        face = [_mean_over(frame_results, (times >= a) & (times < b), no_result="no_face") for a, b in windows]
+        if self.face is None:
+            face = [status_only("unavailable", "no face model loaded") for _ in windows]
+        else:
+            frame_results = self.face_results([image for _, image in media.frames])
+            times = np.array([t for t, _ in media.frames])
+            face = [_mean_over(frame_results, (times >= a) & (times < b), no_result="no_face") for a, b in windows]
 
         # Words: the transcript's segments, each window reading the segments that overlap it.
         segments: list[Segment] = []
