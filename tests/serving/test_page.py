@@ -90,6 +90,8 @@ def browser(fake_devices: dict[str, Path]) -> Iterator[Any]:
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
             "--no-sandbox",  # CI runs as root
+            "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
+            "--disable-gpu",
             "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-video-capture={fake_devices['video']}",
