@@ -115,3 +115,11 @@ def test_client_leaving_mid_stream_leaves_the_server_serving(client: TestClient)
     assert client.get("/healthz").json()["status"] == "ok"
     with client.websocket_connect("/v1/stream") as ws:
         assert _until(ws, "ready")["type"] == "ready"
+
+
+def test_streams_share_the_models_but_not_the_face_detector(client: TestClient) -> None:
+    state = client.app.state  # type: ignore[attr-defined]
+    assert state.stream_predictor.voice is state.predictor.voice
+    assert state.stream_predictor.face is state.predictor.face
+    assert state.stream_predictor.detector is not state.predictor.detector
+    assert state.stream_runner is not state.runner

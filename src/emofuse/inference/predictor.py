@@ -107,6 +107,18 @@ class Predictor:
         return cls(voice=voice, face=face, text_model=text_model, transcriber=transcriber,
                    detector=FaceDetector(backend=detector_backend), config=config, sources=sources)
 
+    def with_own_detector(self) -> Predictor:
+        """The same models with a face detector of their own: the detector runs one image at a time, so
+        a live stream given its own never waits behind uploads (the models are shared, read-only)."""
+        import copy
+
+        from emofuse.features.face import FaceDetector
+
+        clone = copy.copy(self)
+        backend = getattr(self.detector, "backend", "auto")
+        clone.detector = FaceDetector(backend=backend)
+        return clone
+
     def _detector(self) -> Any:
         if self.detector is None:
             from emofuse.features.face import FaceDetector

@@ -37,8 +37,10 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
         app.state.stream_runner.start()
         if app.state.predictor is None:
             app.state.predictor = await runner.run(_load_predictor, settings, timeout_s=600)
+        app.state.stream_predictor = app.state.predictor.with_own_detector()
         if settings.warm_up:
             await runner.run(_warm_up, app.state.predictor, timeout_s=600)
+            await runner.run(_warm_up, app.state.stream_predictor, timeout_s=600)
         try:
             yield
         finally:

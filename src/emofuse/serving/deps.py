@@ -17,6 +17,12 @@ def get_predictor(conn: HTTPConnection) -> Predictor:
     return predictor
 
 
+def get_stream_predictor(conn: HTTPConnection) -> Predictor:
+    """The predictor of live streams: the same models, a face detector of its own."""
+    predictor: Predictor = getattr(conn.app.state, "stream_predictor", None) or conn.app.state.predictor
+    return predictor
+
+
 def get_settings(conn: HTTPConnection) -> ServeSettings:
     settings: ServeSettings = conn.app.state.settings
     return settings
@@ -33,6 +39,7 @@ def get_stream_runner(conn: HTTPConnection) -> InferenceRunner:
 
 
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+StreamPredictorDep = Annotated[Predictor, Depends(get_stream_predictor)]
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
 RunnerDep = Annotated[InferenceRunner, Depends(get_runner)]
 StreamRunnerDep = Annotated[InferenceRunner, Depends(get_stream_runner)]

@@ -33,7 +33,7 @@ from emofuse.features.audio import SAMPLE_RATE_HZ
 from emofuse.inference.fusion import fuse
 from emofuse.inference.predictor import Predictor
 from emofuse.inference.results import ModalityResult, status_only
-from emofuse.serving.deps import PredictorDep, SettingsDep, StreamRunnerDep
+from emofuse.serving.deps import SettingsDep, StreamPredictorDep, StreamRunnerDep
 from emofuse.serving.runner import InferenceRunner, Overloaded
 from emofuse.serving.settings import ServeSettings
 
@@ -222,7 +222,7 @@ def _face_of_jpeg(predictor: Predictor, data: bytes) -> ModalityResult:
 
 
 @router.websocket("/stream")
-async def stream(ws: WebSocket, predictor: PredictorDep, runner: StreamRunnerDep, settings: SettingsDep) -> None:
+async def stream(ws: WebSocket, predictor: StreamPredictorDep, runner: StreamRunnerDep, settings: SettingsDep) -> None:
     await ws.accept()
     session = StreamSession(ws, predictor, runner, settings)
     await session.send({"type": "ready", "labels": {k: list(v) for k, v in predictor.label_sets().items()},
