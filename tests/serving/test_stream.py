@@ -123,3 +123,26 @@ def test_streams_share_the_models_but_not_the_face_detector(client: TestClient) 
     assert state.stream_predictor.face is state.predictor.face
     assert state.stream_predictor.detector is not state.predictor.detector
     assert state.stream_runner is not state.runner
+
+
+def test_words_from_the_transcriber_and_from_typed_text(tiny_predictor: Predictor) -> None:
+    from tests._predictors import KeywordTextModel, ScriptedTranscriber
+
+    predictor = Predictor(voice=tiny_predictor.voice, face=tiny_predictor.face, detector=tiny_predictor.detector,
+                          text_model=KeywordTextModel(), transcriber=ScriptedTranscriber("so happy happy"))
+    settings = ServeSettings(warm_up=False, stream_update_s=0.2, stream_transcribe_every_s=0.5)
+    with TestClient(create_app(predictor=predictor, settings=settings)) as c, c.websocket_connect("/v1/stream") as ws:
+        _until(ws, "ready")
+        y = tone("03", 1.0)
+        for start in range(0, len(y), 4000):
+            ws.send_bytes(_pcm(y[start : start + 4000]))
+        transcript = _until(ws, "transcript")
+        assert transcript["text"] == "so happy happy" and transcript["status"] == "ok"
+        update = _until(ws, "update")
+        assert update["modalities"]["words"]["label"] == "happy"
+        assert update["fused"]["detail"] == "mean of voice, words"
+        ws.send_text(json.dumps({"type": "text", "text": "angry angry angry"}))
+        update = _until(ws, "update")
+        while update["modalities"]["words"]["text"] != "angry angry angry":
+            update = _until(ws, "update")
+        assert update["modalities"]["words"]["label"] == "angry"
