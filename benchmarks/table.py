@@ -113,7 +113,47 @@ def render() -> str:
         parts += ["\n### Face speed, one CPU thread (`benchmarks/results/face_speed.json`)\n",
                   speed_table("face_speed.json", "detection_only,crop_classification,frame_detection_plus_classification")]
     parts.append(whisper_speed())
+    parts += serve_tables()
     return "".join(parts)
+
+
+def serve_tables() -> list[str]:
+    parts = []
+    path = RESULTS / "predict_speed.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        parts += ["\n### `emofuse predict` on a folder (`benchmarks/results/predict_speed.json`)\n",
+                  f"{d['clips']} clips ({d['source']}), {d['modalities']}, batch {d['batch_size']}, "
+                  f"{d['cores']} cores, best and median of {d['repeats']}:\n\n",
+                  "| what | clips/s (best) | clips/s (median) | seconds (median) |\n|---|---|---|---|\n",
+                  f"| batched prediction, models loaded | {d['library']['clips_per_s_best']} | "
+                  f"{d['library']['clips_per_s_median']} | {d['library']['median_s']} |\n",
+                  f"| whole CLI run, start-up and model loading included | {d['cli']['clips_per_s_best']} | "
+                  f"{d['cli']['clips_per_s_median']} | {d['cli']['median_s']} |\n"]
+    path = RESULTS / "serve.json"
+    if path.exists():
+        d = json.loads(path.read_text())
+        load, alone, rss = d["load"], d["stream_alone"], d["server_rss_mb"]
+        parts += ["\n### Service under load (`benchmarks/results/serve.json`)\n",
+                  f"`{d['command']}`: {load['clients']} HTTP clients for {load['seconds']} s on 127.0.0.1 "
+                  f"(half audio, half image) plus one live stream; server with {d['server']['workers']} "
+                  f"inference threads on {d['cores']} cores; {d['total_errors_under_load']} errors under load.\n\n",
+                  "| endpoint | requests | requests/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|\n"]
+        for name in ("audio", "image"):
+            r = load[name]
+            parts.append(f"| /v1/predict/{name} | {r['n']} | {r['requests_per_s']} | {r['p50_ms']} | {r['p99_ms']} "
+                         f"| {r['errors']} |\n")
+        parts += ["\n| live stream | face updates/s | face answers | face latency p50 / p99 ms "
+                  "| voice interval p50 / max s | errors |\n|---|---|---|---|---|---|\n"]
+        for label, st in (("alone", alone), (f"beside {load['clients']} clients", load["stream"])):
+            vi = st["voice_interval_s"] or {"p50": None, "max": None}
+            answers = ", ".join(f"{k} {v}" for k, v in st["face_status"].items())
+            parts.append(f"| {label} | {st['face_updates_per_s']} | {answers} | {st['face_latency']['p50_ms']} / "
+                         f"{st['face_latency']['p99_ms']} | {vi['p50']} / {vi['max']} | {st['errors']} |\n")
+        parts.append(f"\nServer RSS (MB): {rss['started']} at start, {rss['after_warmup']} after warm-up, "
+                     f"{rss['end']} at the end ({rss['growth_after_warmup']:+} after warm-up), "
+                     f"at most {rss['max_during_load']} during the load.\n")
+    return parts
 
 
 def main() -> int:

@@ -410,6 +410,81 @@ def transcribe(
         raise typer.Exit(1)
 
 
+@app.command("predict")
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Audio files, images, videos, .txt files or folders (recursive).")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout: one per file (per window for video).")] = False,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write one CSV row per file (per window for video).")] = None,
+    voice_model: Annotated[Path | None, typer.Option(help="A saved voice model instead of the shipped one.")] = None,
+    face_model: Annotated[Path | None, typer.Option(help="A saved face model instead of the shipped one.")] = None,
+    words: Annotated[bool, typer.Option(help="Speech-to-text and the text model, when installed.")] = True,
+    window: Annotated[float, typer.Option(help="Video: seconds per timeline window.")] = 2.0,
+    hop: Annotated[float, typer.Option(help="Video: seconds between window starts.")] = 1.0,
+    frame_rate: Annotated[float, typer.Option(help="Video: frames per second searched for faces.")] = 4.0,
+    batch_size: Annotated[int, typer.Option(help="Audio clips decoded and classified per batch.")] = 32,
+    quiet: Quiet = False,
+) -> None:
+    """Emotion from files: voice, face and words, and the fused result. Bad files are reported, not fatal."""
+    from emofuse.inference.batch import predict_files
+    from emofuse.inference.predictor import Predictor, PredictorConfig
+    from emofuse.inference.writers import CsvWriter, print_table, write_jsonl
+
+    config = _run(PredictorConfig.from_dict, {"video_window_s": window, "video_hop_s": hop,
+                                              "video_frame_rate_hz": frame_rate, "voice_batch_size": batch_size})
+    predictor = _run(Predictor.from_shipped, voice_dir=voice_model, face_dir=face_model, words=words, config=config)
+    results = _run(lambda: list(_predict_stream(predict_files(predictor, paths, progress=not quiet and not as_json,
+                                                              transcribe=words, batch_size=batch_size),
+                                                as_json, csv_path, predictor, write_jsonl, CsvWriter)))
+    if not as_json:
+        print_table(results, _console())
+    bad = [r for r in results if r.status != "ok"]
+    if bad and not as_json:
+        _err(f"{len(bad)} of {len(results)} file(s) could not be read (see the note column)")
+    if results and len(bad) == len(results):
+        raise typer.Exit(1)
+
+
+def _predict_stream(results: Any, as_json: bool, csv_path: Path | None, predictor: Any, write_jsonl: Any,
+                    csv_writer: Any) -> Any:
+    """Results as they come, written to stdout (JSON lines) and/or the CSV file on the way."""
+    from emofuse._io import atomic_write
+
+    if as_json:
+        results = write_jsonl(results, sys.stdout)
+    if csv_path is None:
+        yield from results
+        return
+    with atomic_write(csv_path, "w") as handle:
+        writer = csv_writer(handle, predictor.label_sets())
+        for result in results:
+            writer.write(result)
+            yield result
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the service to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Inference threads (requests beyond them wait).")] = 2,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MB (413 beyond).")] = 50.0,
+    timeout: Annotated[float, typer.Option(help="Seconds one request may take before a 504.")] = 60.0,
+    cors_origin: Annotated[list[str] | None, typer.Option(help="Allow this browser origin (CORS is off by default).")] = None,
+    voice_model: Annotated[Path | None, typer.Option(help="A saved voice model instead of the shipped one.")] = None,
+    face_model: Annotated[Path | None, typer.Option(help="A saved face model instead of the shipped one.")] = None,
+    words: Annotated[bool, typer.Option(help="Speech-to-text and the text model, when installed.")] = True,
+) -> None:
+    """The web service and the live page at http://HOST:PORT/ (API docs at /docs)."""
+    from emofuse.serving.app import run_server
+    from emofuse.serving.settings import ServeSettings
+
+    settings = _run(ServeSettings.from_dict, {
+        "host": host, "port": port, "workers": workers, "max_upload_bytes": int(max_upload_mb * 1_000_000),
+        "request_timeout_s": timeout, "cors_origins": list(cors_origin or []),
+        "voice_model": str(voice_model) if voice_model else None,
+        "face_model": str(face_model) if face_model else None, "words": words})
+    _run(run_server, settings)
+
+
 @app.command("demo")
 def demo(
     keep: Annotated[Path | None, typer.Option(help="Write the generated sample here and keep it.")] = None,

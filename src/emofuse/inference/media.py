@@ -1,0 +1,150 @@
+"""Reading what users hand us: which kind of media a file is, video frames and audio, and a speech check.
+
+Audio and images are decoded by :mod:`emofuse.features.audio` and :mod:`emofuse.features.face`;
+this module adds videos (PyAV: frames sampled at a fixed rate, the audio track) and the kind
+detection the folder walker and the upload endpoint share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emofuse.errors import DataError
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".wma", ".aiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".gif"})
+# Containers that may hold video, or only audio (a webm voice note): probed to tell.
+VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v", ".mpg", ".mpeg"})
+TEXT_EXTENSIONS = frozenset({".txt"})
+
+# Frames are shrunk to this longer side before face detection: the detector searches at 640 anyway,
+# and a 4K frame would cost 25 MB a copy.
+MAX_FRAME_SIDE = 640
+
+
+def media_kind(path: str | Path) -> str:
+    """``audio``, ``image``, ``video``, ``text`` or ``unknown``, from the extension (containers probed)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in AUDIO_EXTENSIONS:
+        return "audio"
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in TEXT_EXTENSIONS:
+        return "text"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video" if _has_video_stream(Path(path)) else "audio"
+    return "unknown"
+
+
+def _has_video_stream(path: Path) -> bool:
+    """True unless PyAV opens the file and finds no (non-cover-art) video stream; an unreadable file
+    stays ``video`` so the video reader reports what is wrong with it."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            # A still picture attached to audio (album art) is not a video.
+            moving = [s for s in container.streams.video if av.stream.Disposition.attached_pic not in s.disposition]
+            return bool(moving) or not container.streams.audio
+    except Exception:  # any failure to probe: the video reader will say what is wrong
+        return True
+
+
+def speech_seconds(y: np.ndarray, *, sr: int, threshold_dbfs: float = -60.0) -> float:
+    """Seconds of ``y`` (mono) in 30 ms frames louder than ``threshold_dbfs`` RMS: a cheap speech check."""
+    frame = max(1, int(0.03 * sr))
+    n = len(y) // frame
+    if n == 0:
+        return 0.0
+    frames = np.asarray(y[: n * frame], dtype=np.float64).reshape(n, frame)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    loud = rms > 10 ** (threshold_dbfs / 20)
+    return float(loud.sum() * frame / sr)
+
+
+@dataclass(frozen=True)
+class VideoMedia:
+    """A decoded video: sampled frames (time in seconds, RGB ``(h, w, 3)`` uint8) and its audio."""
+
+    duration_s: float
+    frames: list[tuple[float, np.ndarray]]
+    audio: np.ndarray | None  # mono float32 at the requested rate; None without a usable audio track
+    audio_status: str  # "ok", "no_speech" (no audio track) or "unreadable"
+    audio_detail: str = ""
+
+
+def read_video(path: str | Path, *, frame_rate_hz: float, sample_rate_hz: int,
+               max_seconds: float | None = 600.0) -> VideoMedia:
+    """Frames every ``1 / frame_rate_hz`` seconds and the audio track of a video file.
+
+    Raises :class:`DataError` for a file that is not a video, has no video stream, lasts longer
+    than ``max_seconds`` or yields no frame. A truncated video keeps the frames before the damage.
+    A missing or broken audio track is not an error: ``audio_status`` says what happened.
+    """
+    from emofuse._io import check_file, file_head, looks_like_text
+    from emofuse.features.audio import load_audio
+
+    path = Path(path)
+    check_file(path)
+    if looks_like_text(file_head(path)):
+        raise DataError(path, "not a video: the file holds text")
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise DataError(path, f"not readable as a video ({getattr(exc, 'strerror', None) or exc})") from None
+    frames: list[tuple[float, np.ndarray]] = []
+    with container:
+        if not container.streams.video:
+            raise DataError(path, "no video stream in the file")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        duration_s = 0.0
+        if stream.duration and stream.time_base:
+            duration_s = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration_s = container.duration / av.time_base
+        if max_seconds is not None and duration_s > max_seconds:
+            raise DataError(path, f"video is {duration_s:.0f} s long, over the {max_seconds:g} s limit")
+        step = 1.0 / frame_rate_hz
+        next_t = 0.0
+        last_t = 0.0
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                t = float(frame.time)
+                last_t = max(last_t, t)
+                if max_seconds is not None and t > max_seconds:
+                    raise DataError(path, f"video is longer than the {max_seconds:g} s limit")
+                if t + 1e-6 < next_t:
+                    continue
+                while next_t <= t + 1e-6:  # a fixed grid of sample times, so frame times never drift
+                    next_t += step
+                width, height = frame.width, frame.height
+                scale = min(1.0, MAX_FRAME_SIDE / max(width, height))
+                if scale < 1.0:
+                    frame = frame.reformat(width=max(2, round(width * scale)), height=max(2, round(height * scale)))
+                frames.append((t, frame.to_ndarray(format="rgb24")))
+        except av.FFmpegError as exc:
+            if not frames:
+                raise DataError(path, f"video does not decode ({getattr(exc, 'strerror', None) or exc})") from None
+    if not frames:
+        raise DataError(path, "the video stream holds no frames")
+    duration_s = max(duration_s, last_t + step / 2 if duration_s == 0 else 0.0)
+
+    audio: np.ndarray | None = None
+    audio_status, audio_detail = "ok", ""
+    try:
+        audio = load_audio(path, sample_rate_hz=sample_rate_hz, max_seconds=max_seconds)
+    except DataError as exc:
+        if "no audio stream" in exc.problem:
+            audio_status, audio_detail = "no_speech", "the video has no audio track"
+        else:
+            audio_status, audio_detail = "unreadable", exc.problem
+    return VideoMedia(duration_s=duration_s, frames=frames, audio=audio, audio_status=audio_status,
+                      audio_detail=audio_detail)

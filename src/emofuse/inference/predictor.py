@@ -1,0 +1,389 @@
+"""The Predictor: loads the models once and answers for audio, images, text, video and any mix.
+
+>>> predictor = Predictor.from_shipped()           # the default models inside the package
+>>> predictor.predict(audio="clip.wav", image="me.jpg").fused.label
+>>> predictor.predict_video("talk.mp4").windows     # a timeline, one prediction per window
+
+Every component is injected (``Predictor(voice=..., face=..., text_model=..., transcriber=...)``), so
+tests and the service can use any model that follows the classifier contract. A missing component
+makes its modality ``unavailable``; fusion (:func:`emofuse.inference.fusion.fuse`) uses the others.
+The Predictor holds no per-request state: one instance serves many threads at once (the torch
+models run under ``no_grad`` and the face detector serialises its own calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from emofuse.errors import ConfigError, DataError
+from emofuse.features.audio import SAMPLE_RATE_HZ
+from emofuse.inference.fusion import FUSED_LABELS, fuse
+from emofuse.inference.models import ModelInfo, read_card, shipped_model_dir
+from emofuse.inference.results import (
+    FaceBoxOut,
+    ModalityResult,
+    Prediction,
+    Segment,
+    VideoResult,
+    status_only,
+)
+
+AudioIn = str | Path | np.ndarray
+ImageIn = str | Path | bytes | np.ndarray
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """What :class:`emofuse.speech.Transcriber` offers: ``transcribe(audio, sample_rate_hz=...)`` returns
+    an object with ``text``, ``status`` (``ok`` / ``no_speech`` / ``non_english``) and ``segments``
+    (each with ``start_s``, ``end_s``, ``text``)."""
+
+    def transcribe(self, audio: Any, *, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """How inputs are cut and checked. Strict: :meth:`from_dict` rejects unknown keys."""
+
+    video_window_s: float = 2.0  # one timeline row per window
+    video_hop_s: float = 1.0
+    video_frame_rate_hz: float = 4.0  # frames sampled for faces
+    max_audio_seconds: float = 600.0
+    max_video_seconds: float = 600.0
+    speech_threshold_dbfs: float = -60.0  # RMS of a 30 ms frame that counts as sound (RAVDESS peaks at -33 dBFS)
+    min_speech_seconds: float = 0.2  # less sound than this is "no_speech"
+    voice_batch_size: int = 32
+    face_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.video_window_s <= 0 or self.video_hop_s <= 0 or self.video_frame_rate_hz <= 0:
+            raise ConfigError("video window, hop and frame rate must be positive")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PredictorConfig:
+        from emofuse.errors import checked_options
+
+        return cls(**checked_options(cls, d, what="predictor"))
+
+
+class Predictor:
+    def __init__(self, *, voice: Any = None, face: Any = None, text_model: Any = None,
+                 transcriber: Transcriber | None = None, detector: Any = None,
+                 config: PredictorConfig | None = None, sources: dict[str, Path | None] | None = None) -> None:
+        self.voice = voice
+        self.face = face
+        self.text_model = text_model
+        self.transcriber = transcriber
+        self.detector = detector
+        self.config = config or PredictorConfig()
+        self.sources = dict(sources or {})
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def from_shipped(cls, *, voice_dir: str | Path | None = None, face_dir: str | Path | None = None,
+                     words: bool = True, detector_backend: str = "auto",
+                     config: PredictorConfig | None = None) -> Predictor:
+        """The default models shipped in the package (or the saved models in ``voice_dir`` / ``face_dir``).
+
+        A model that is not installed leaves its modality ``unavailable``; nothing is downloaded.
+        """
+        from emofuse.features.face import FaceDetector
+        from emofuse.models import load_model
+
+        sources: dict[str, Path | None] = {
+            "voice": Path(voice_dir) if voice_dir else shipped_model_dir("voice"),
+            "face": Path(face_dir) if face_dir else shipped_model_dir("face"),
+        }
+        voice = load_model(sources["voice"]) if sources["voice"] else None
+        face = load_model(sources["face"]) if sources["face"] else None
+        text_model, transcriber = load_words_components() if words else (None, None)
+        sources["words"] = shipped_model_dir("text") if text_model is not None else None
+        return cls(voice=voice, face=face, text_model=text_model, transcriber=transcriber,
+                   detector=FaceDetector(backend=detector_backend), config=config, sources=sources)
+
+    def with_own_detector(self) -> Predictor:
+        """The same models with a face detector of their own: the detector runs one image at a time, so
+        a live stream given its own never waits behind uploads (the models are shared, read-only)."""
+        import copy
+
+        from emofuse.features.face import FaceDetector
+
+        clone = copy.copy(self)
+        backend = getattr(self.detector, "backend", "auto")
+        clone.detector = FaceDetector(backend=backend)
+        return clone
+
+    def _detector(self) -> Any:
+        if self.detector is None:
+            from emofuse.features.face import FaceDetector
+
+            self.detector = FaceDetector(backend="auto")
+        return self.detector
+
+    def label_sets(self) -> dict[str, tuple[str, ...]]:
+        """Column order of each modality's probabilities (empty for a modality without a model)."""
+        return {
+            "voice": tuple(self.voice.labels_) if self.voice is not None else (),
+            "face": tuple(self.face.labels_) if self.face is not None else (),
+            "words": tuple(self.text_model.labels_) if self.text_model is not None else (),
+            "fused": FUSED_LABELS,
+        }
+
+    def models(self) -> list[ModelInfo]:
+        out = []
+        for modality, model in (("voice", self.voice), ("face", self.face), ("words", self.text_model)):
+            if model is None:
+                continue
+            source = self.sources.get(modality)
+            card, markdown = read_card(source)
+            out.append(ModelInfo(modality=modality, name=getattr(model, "name", type(model).__name__),
+                                 version=str(card.get("version", "unversioned")), labels=tuple(model.labels_),
+                                 source=str(source) if source else "injected", card=card, card_markdown=markdown))
+        if self.transcriber is not None:
+            out.append(ModelInfo(modality="transcriber", name=str(getattr(self.transcriber, "model", "transcriber")),
+                                 version="", labels=(), source="injected"))
+        return out
+
+    # -- one modality at a time (batched) ------------------------------------------------------
+
+    def voice_results(self, waveforms: Sequence[np.ndarray]) -> list[ModalityResult]:
+        """Voice for each mono 16 kHz waveform; quiet ones are ``no_speech``, the rest run in batches."""
+        if self.voice is None:
+            return [status_only("unavailable", "no voice model loaded") for _ in waveforms]
+        results: list[ModalityResult | None] = [None] * len(waveforms)
+        loud = []
+        for i, y in enumerate(waveforms):
+            if self._speech_seconds(y) < self.config.min_speech_seconds:
+                results[i] = status_only("no_speech", "no sound above the speech threshold")
+            else:
+                loud.append(i)
+        labels = tuple(self.voice.labels_)
+        size = self.config.voice_batch_size
+        for start in range(0, len(loud), size):
+            batch = loud[start : start + size]
+            probs = self.voice.predict_proba([waveforms[i] for i in batch])
+            for i, p in zip(batch, probs, strict=True):
+                results[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p))
+        return [r for r in results if r is not None]
+
+    def _speech_seconds(self, y: np.ndarray) -> float:
+        from emofuse.inference.media import speech_seconds
+
+        return speech_seconds(y, sr=SAMPLE_RATE_HZ, threshold_dbfs=self.config.speech_threshold_dbfs)
+
+    def face_results(self, images: Sequence[np.ndarray]) -> list[ModalityResult]:
+        """Face for each RGB image: the largest face found, classified; ``no_face`` when there is none."""
+        if self.face is None:
+            return [status_only("unavailable", "no face model loaded") for _ in images]
+        detector = self._detector()
+        found = [detector.detect(image) for image in images]
+        with_face = [i for i, r in enumerate(found) if r.status == "ok"]
+        probs = self.face.predict_proba(np.stack([found[i].faces[0].crop for i in with_face])) if with_face else []
+        labels = tuple(self.face.labels_)
+        out = [status_only("no_face", "no face found in the image") for _ in images]
+        for i, p in zip(with_face, probs, strict=True):
+            face, (width, height) = found[i].faces[0], found[i].image_size
+            box = FaceBoxOut(x=face.box.x, y=face.box.y, width=face.box.width, height=face.box.height,
+                             score=face.box.score, image_width=width, image_height=height)
+            out[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p), box=box,
+                                    detail=f"{len(found[i].faces)} face(s); the largest is classified")
+        return out
+
+    def words_results(self, texts: Sequence[str]) -> list[ModalityResult]:
+        """Words for each text; an empty text is ``no_speech``."""
+        if self.text_model is None:
+            return [status_only("unavailable", "no text model loaded") for _ in texts]
+        present = [i for i, t in enumerate(texts) if t.strip()]
+        out = [ModalityResult(status="no_speech", detail="no words", text="") for _ in texts]
+        if present:
+            labels = tuple(self.text_model.labels_)
+            probs = self.text_model.predict_proba([texts[i].strip() for i in present])
+            for i, p in zip(present, probs, strict=True):
+                out[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p), text=texts[i].strip())
+        return out
+
+    def transcribe(self, y: np.ndarray) -> tuple[ModalityResult, list[Segment]]:
+        """Speech to text, then the text model: the words of a waveform, and its segments.
+
+        The one place where the transcriber meets the text model: ``status`` is the transcript's
+        (``no_speech``, ``non_english``) unless it is ``ok``, when the text model decides.
+        """
+        if self.transcriber is None:
+            return status_only("unavailable", "no speech-to-text model loaded"), []
+        transcript = self.transcriber.transcribe(y, sample_rate_hz=SAMPLE_RATE_HZ)
+        segments = [Segment(start_s=float(s.start_s), end_s=float(s.end_s), text=str(s.text).strip())
+                    for s in getattr(transcript, "segments", [])]
+        text = str(getattr(transcript, "text", "")).strip()
+        status = str(getattr(transcript, "status", "ok"))
+        if status != "ok":
+            return ModalityResult(status=status, text=text, detail=f"transcript: {status}"), segments
+        return self.words_results([text])[0], segments
+
+    # -- whole predictions ---------------------------------------------------------------------
+
+    def load_audio(self, audio: AudioIn, *, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+        """A path is decoded (any format); an array is mono audio at ``sample_rate_hz``, resampled to 16 kHz."""
+        from emofuse.features.audio import load_audio, prepare_waveform
+
+        if isinstance(audio, str | Path):
+            return load_audio(audio, sample_rate_hz=SAMPLE_RATE_HZ, max_seconds=self.config.max_audio_seconds)
+        try:
+            return prepare_waveform(audio, sr=sample_rate_hz)
+        except ValueError as exc:
+            raise DataError("<audio>", str(exc)) from None
+
+    def predict(self, *, audio: AudioIn | None = None, image: ImageIn | None = None, text: str | None = None,
+                sample_rate_hz: int = SAMPLE_RATE_HZ, transcribe: bool = True) -> Prediction:
+        """Any combination of one audio clip, one image and one text, fused.
+
+        A given input that cannot be decoded makes its modality ``unreadable`` (the others still
+        answer); use :meth:`predict_audio` / :meth:`predict_image` to get the error instead.
+        """
+        modalities = {"voice": status_only("absent"), "face": status_only("absent"), "words": status_only("absent")}
+        if audio is not None:
+            try:
+                y = self.load_audio(audio, sample_rate_hz=sample_rate_hz)
+            except DataError as exc:
+                modalities["voice"] = status_only("unreadable", exc.problem)
+            else:
+                modalities["voice"] = self.voice_results([y])[0]
+                if text is None and transcribe:
+                    modalities["words"] = self.transcribe(y)[0]
+        if image is not None:
+            from emofuse.features.face import load_image
+
+            try:
+                rgb = load_image(image)
+            except DataError as exc:
+                modalities["face"] = status_only("unreadable", exc.problem)
+            else:
+                modalities["face"] = self.face_results([rgb])[0]
+        if text is not None:
+            modalities["words"] = self.words_results([text])[0]
+        return Prediction(modalities=modalities, fused=fuse(modalities))
+
+    def predict_audio(self, audio: AudioIn, *, sample_rate_hz: int = SAMPLE_RATE_HZ, transcribe: bool = True) -> Prediction:
+        """Voice (and words, with a transcriber) of one clip; raises DataError if it does not decode."""
+        y = self.load_audio(audio, sample_rate_hz=sample_rate_hz)
+        return self.predict(audio=y, transcribe=transcribe)
+
+    def predict_image(self, image: ImageIn) -> Prediction:
+        """Face of one image; raises DataError if it does not decode."""
+        from emofuse.features.face import load_image
+
+        rgb = load_image(image)
+        return self.predict(image=rgb)
+
+    def predict_text(self, text: str) -> Prediction:
+        return self.predict(text=text)
+
+    def predict_video(self, path: str | Path, *, transcribe: bool = True) -> VideoResult:
+        """A timeline: faces on sampled frames, voice on sliding windows, words per speech segment,
+        fused per window. Raises DataError for a file that is not a readable video."""
+        from emofuse.inference.media import read_video
+
+        c = self.config
+        media = read_video(path, frame_rate_hz=c.video_frame_rate_hz, sample_rate_hz=SAMPLE_RATE_HZ,
+                           max_seconds=c.max_video_seconds)
+        windows = _windows(media.duration_s, window_s=c.video_window_s, hop_s=c.video_hop_s)
+
+        # Voice: one batch over every window's audio.
+        if media.audio is None:
+            voice = [status_only(media.audio_status, media.audio_detail) for _ in windows]
+        else:
+            y = media.audio
+            cuts = [y[int(a * SAMPLE_RATE_HZ) : max(int(a * SAMPLE_RATE_HZ) + 1, int(b * SAMPLE_RATE_HZ))]
+                    for a, b in windows]
+            voice = self.voice_results(cuts)
+
+        # Faces: every sampled frame once, then each window averages the frames inside it.
+        if self.face is None:
+            face = [status_only("unavailable", "no face model loaded") for _ in windows]
+        else:
+            frame_results = self.face_results([image for _, image in media.frames])
+            times = np.array([t for t, _ in media.frames])
+            face = [_mean_over(frame_results, (times >= a) & (times < b), no_result="no_face") for a, b in windows]
+
+        # Words: the transcript's segments, each window reading the segments that overlap it.
+        segments: list[Segment] = []
+        if media.audio is None:
+            words = [status_only(media.audio_status, media.audio_detail) for _ in windows]
+        elif not transcribe or self.transcriber is None:
+            detail = "speech-to-text switched off" if not transcribe else "no speech-to-text model loaded"
+            words = [status_only("unavailable", detail) for _ in windows]
+        else:
+            whole, segments = self.transcribe(media.audio)
+            if whole.status not in ("ok", "no_speech") or not segments:
+                words = [whole for _ in windows]
+            else:
+                texts = [" ".join(s.text for s in segments if s.start_s < b and s.end_s > a) for a, b in windows]
+                words = self.words_results(texts)
+
+        rows = []
+        for (a, b), v, f, w in zip(windows, voice, face, words, strict=True):
+            modalities = {"voice": v, "face": f, "words": w}
+            rows.append(Prediction(modalities=modalities, fused=fuse(modalities), start_s=round(a, 3), end_s=round(b, 3)))
+        return VideoResult(duration_s=round(media.duration_s, 3), windows=rows, segments=segments,
+                           audio_status=media.audio_status, frames_sampled=len(media.frames))
+
+
+def _floats(p: Any) -> tuple[float, ...]:
+    return tuple(float(x) for x in np.asarray(p, dtype=np.float64))
+
+
+def _windows(duration_s: float, *, window_s: float, hop_s: float) -> list[tuple[float, float]]:
+    """``[(start, end)]`` covering ``[0, duration_s]``: windows every ``hop_s``; the last ends at the end."""
+    if duration_s <= window_s:
+        return [(0.0, max(duration_s, 1e-3))]
+    out = []
+    start = 0.0
+    while start + window_s < duration_s + 1e-9:
+        out.append((start, start + window_s))
+        start += hop_s
+    if out[-1][1] < duration_s - 1e-6:
+        out.append((max(0.0, duration_s - window_s), duration_s))
+    return out
+
+
+def _mean_over(results: Sequence[ModalityResult], mask: np.ndarray, *, no_result: str) -> ModalityResult:
+    """The mean of the ``ok`` results under ``mask`` (their last face box kept)."""
+    chosen = [r for r, m in zip(results, mask, strict=True) if m and r.ok]
+    if not chosen:
+        detail = "no sampled frame in this window" if not mask.any() else "no face in this window's frames"
+        return status_only(no_result, detail)
+    mean = np.mean([r.probabilities for r in chosen], axis=0)
+    return ModalityResult(status="ok", labels=chosen[0].labels, probabilities=_floats(mean), box=chosen[-1].box,
+                          detail=f"mean over {len(chosen)} frame(s) with a face")
+
+
+def load_words_components() -> tuple[Any, Any]:
+    """The text model and the transcriber, when this installation has them; ``(None, None)`` otherwise.
+
+    The one seam where the words branch plugs in: the text classifier shipped in
+    ``assets/models/text`` (registry model, e.g. ``text_minilm``) and ``emofuse.speech.Transcriber``.
+    Either may be missing (an install without the ``words`` extra, or before that branch lands); the
+    Predictor then reports words as ``unavailable``.
+    """
+    import importlib
+
+    from emofuse.models import load_model
+
+    text_dir = shipped_model_dir("text")
+    text_model = load_model(text_dir) if text_dir is not None else None
+    transcriber = None
+    try:
+        speech = importlib.import_module("emofuse.speech")
+    except ImportError:
+        speech = None
+    if speech is not None and hasattr(speech, "Transcriber"):
+        transcriber = speech.Transcriber(model="tiny.en", beam_size=5, vad=True)
+    return text_model, transcriber
+
+
+__all__ = ["Predictor", "PredictorConfig", "Transcriber", "load_words_components"]
