@@ -31,9 +31,15 @@ def _standardise_all(norm: SpeakerNormaliser, feats: np.ndarray, speakers: np.nd
 
 def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", protocol: str = "ravdess-6fold",
                             k_values: Sequence[int] = (4, 8, 16, 0), repeats: int = 5, seed: int = 0,
-                            shrinkage: float = 8.0, model_params: Mapping[str, Any] | None = None,
+                            shrinkage: float | Sequence[float] = (2.0, 4.0, 8.0, 16.0),
+                            model_params: Mapping[str, Any] | None = None,
                             progress: bool = False) -> list[ResultRecord]:
-    """One record per k (``0`` = all of a test speaker's clips), variant ``+spk k=…``."""
+    """One record per k (``0`` = all of a test speaker's clips), variant ``+spk k=…``.
+
+    With several ``shrinkage`` values, each fold picks one per k on its validation speakers: a head
+    fitted on the training speakers alone is scored on the validation speakers adapted from k of
+    their own clips, the same way the test speakers will be (test speakers play no part).
+    """
     from emofuse.features.cache import FeatureCache
     from emofuse.models import create_model
 
@@ -47,30 +53,51 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
     speakers = np.array([str(s.speaker) for s in dataset.samples])
     targets = dataset.label_indices()
     labels = list(dataset.labels)
+    shrinkages = [float(shrinkage)] if isinstance(shrinkage, int | float) else [float(x) for x in shrinkage]
     per_k: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {k: [] for k in k_values}
+    chosen: dict[int, list[float]] = {k: [] for k in k_values}
+
+    def adapted(norm: SpeakerNormaliser, idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        if k == 0:
+            return _standardise_all(norm, feats[idx], speakers[idx])
+        adaptation = {}
+        for speaker in np.unique(speakers[idx]):
+            own = idx[speakers[idx] == speaker]
+            adaptation[speaker] = feats[own if k >= len(own) else rng.choice(own, size=k, replace=False)]
+        return norm.transform(feats[idx], list(speakers[idx]), adaptation)
+
     for fold in folds:
         known = np.concatenate([fold.train, fold.val])
-        norm = SpeakerNormaliser(shrinkage=shrinkage).fit_population(feats[known], list(speakers[known]))
+        norm = SpeakerNormaliser().fit_population(feats[known], list(speakers[known]))
         train_x = _standardise_all(norm, feats[fold.train], speakers[fold.train])
         val_x = _standardise_all(norm, feats[fold.val], speakers[fold.val])
-        head, _, _ = fit_logreg_select(train_x, targets[fold.train], labels, C=clf.C, C_grid=clf.C_grid,
+        head, C, _ = fit_logreg_select(train_x, targets[fold.train], labels, C=clf.C, C_grid=clf.C_grid,
                                        max_iter=clf.max_iter, val=(val_x, targets[fold.val]), name=model,
                                        refit_with_val=clf.refit_with_val)
+        train_only = None
+        if len(shrinkages) > 1:
+            train_only, _, _ = fit_logreg_select(train_x, targets[fold.train], labels, C=C, C_grid=(),
+                                                 max_iter=clf.max_iter, val=None, name=model)
         test = fold.test
         for k in k_values:
+            best = shrinkages[0]
+            if train_only is not None and k:
+                scores = {}
+                for s in shrinkages:
+                    candidate = SpeakerNormaliser(shrinkage=s).fit_population(feats[fold.train],
+                                                                             list(speakers[fold.train]))
+                    rng = np.random.default_rng(seed + 1)
+                    pred = np.concatenate([train_only.predict_proba(adapted(candidate, fold.val, k, rng),
+                                                                    len(labels)).argmax(axis=1)
+                                           for _ in range(repeats)])
+                    scores[s] = compute_metrics(np.tile(targets[fold.val], repeats), y_pred=pred, labels=labels).ua
+                best = max(scores, key=lambda s: (scores[s], s))
+            chosen[k].append(best)
+            norm.shrinkage = best
             rng = np.random.default_rng(seed)
             truths, preds = [], []
             for _ in range(repeats if k else 1):
-                adaptation = {}
-                for speaker in np.unique(speakers[test]):
-                    own = test[speakers[test] == speaker]
-                    pick = own if k == 0 or k >= len(own) else rng.choice(own, size=k, replace=False)
-                    adaptation[speaker] = feats[pick]
-                if k == 0:
-                    test_x = _standardise_all(norm, feats[test], speakers[test])
-                else:
-                    test_x = norm.transform(feats[test], list(speakers[test]), adaptation)
-                preds.append(head.predict_proba(test_x, len(labels)).argmax(axis=1))
+                preds.append(head.predict_proba(adapted(norm, test, k, rng), len(labels)).argmax(axis=1))
                 truths.append(targets[test])
             per_k[k].append((fold.name, np.concatenate(truths), np.concatenate(preds)))
     seconds = time.perf_counter() - started
@@ -86,6 +113,6 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
             folds=[FoldResult.from_metrics(name, m) for (name, _, _), m in zip(rows, metrics, strict=True)],
             labels=labels, device="cpu", train_seconds=round(seconds, 2), leaky=proto.leaky,
             variant=f"+spk k={k if k else 'all'}", seed=seed,
-            notes=f"per-speaker standardisation from {draws}; shrinkage {shrinkage} clips towards the "
-                  "training population"))
+            notes=f"per-speaker standardisation from {draws}; shrinkage towards the training population, "
+                  f"chosen per fold on validation speakers: {chosen[k]} pseudo-clips"))
     return records
