@@ -10,9 +10,13 @@ numbers measured on data it never saw, and written as ``model.safetensors`` + ``
     OMP_NUM_THREADS=1 nice -n 19 python scripts/train_default_models.py face \\
         --fer2013 ../shared/data/fer2013 --face-epochs 6
     python scripts/train_default_models.py text --meld ../shared/data/meld-text
-    python scripts/train_default_models.py voice-whisper --ravdess ../shared/data/ravdess-speech-16k
+    python scripts/train_default_models.py voice-whisper --ravdess ../shared/data/ravdess-speech-16k   # shipped
 
-voice: ``voice_cnn1d``. Step 1 measures the recipe on ``ravdess-actor-split`` (train actors 01-16,
+voice-whisper (the shipped voice model since version 2): ``voice_whisper_tiny``, a head on the frozen
+Whisper tiny.en encoder; C is chosen on actors 17-20, the result measured on 21-24, and the shipped
+head fitted on all 24 actors with that C.
+
+voice (version 1, kept for comparison and for installs without Whisper): ``voice_cnn1d``. Step 1 measures the recipe on ``ravdess-actor-split`` (train actors 01-16,
 early-stop on 17-20, test on 21-24). Step 2 trains the shipped model on all 24 actors with the
 same recipe for the number of epochs step 1 found best (there is no held-out actor left to stop on,
 so the loop's validation set is the training set and only the fixed epoch count matters).

@@ -96,7 +96,8 @@ def render_model_card(card: dict[str, Any]) -> str:
         lines.append("")
     final = card.get("final_training")
     if final:
-        lines += [f"The shipped weights were then trained on {final['clips']} clips for {final['epochs']} epochs "
+        how_long = f" for {final['epochs']} epochs" if "epochs" in final else ""
+        lines += [f"The shipped weights were then trained on {final['clips']} clips{how_long} "
                   f"({final['seconds']:.0f} s).", ""]
     lines += [
         "## Reproduce",
