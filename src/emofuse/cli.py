@@ -29,6 +29,8 @@ app.add_typer(data_app, name="data")
 class DatasetName(StrEnum):
     ravdess = "ravdess"
     fer2013 = "fer2013"
+    meld = "meld"
+    carer = "carer"
     folder = "folder"
     manifest = "manifest"
     custom = "custom"

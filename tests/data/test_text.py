@@ -59,3 +59,23 @@ def test_real_meld_and_carer(real_data):
     carer = load_dataset("carer", real_data / "emotion-nlp")
     assert carer.split_counts() == {"train": 16000, "val": 2000, "test": 2000}
     assert carer.label_counts()["happy"] == 6761
+
+
+def test_summary_and_verify_of_text_datasets(tmp_path):
+    import hashlib
+
+    from emofuse.data.inspect import summarize, verify
+
+    root = _meld(tmp_path / "m", cp1252=False)
+    (root / "dev_sent_emo.csv").write_text((root / "train_sent_emo.csv").read_text(encoding="utf-8"),
+                                           encoding="utf-8")  # dev now repeats train's three utterances
+    dataset = load_dataset("meld", root)
+    summary = summarize(dataset)
+    assert summary["modality"] == "text" and summary["duplicates"]["groups"] == 3
+    digest = hashlib.sha256((root / "test_sent_emo.csv").read_bytes()).hexdigest()
+    (root / "SHA256SUMS").write_text(f"{digest}  test_sent_emo.csv\n{'0' * 64}  train_sent_emo.csv\n"
+                                     f"{'1' * 64}  gone.csv\n")
+    report = verify(load_dataset("meld", root))
+    assert report.checksums_checked == 2 and report.decoded == len(dataset)
+    assert [b.problem.split(":")[0] for b in report.bad] == ["sha256 mismatch"]
+    assert report.missing == [str((root / "gone.csv").resolve())] and not report.ok

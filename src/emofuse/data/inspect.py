@@ -19,9 +19,11 @@ MAX_DUPLICATE_EXAMPLES = 10
 
 
 def content_hashes(dataset: Dataset, *, progress: bool = False) -> list[str]:
-    """sha256 of each sample's content: the file's bytes, or the inline pixels' bytes."""
+    """sha256 of each sample's content: the file's bytes, the inline pixels' bytes, or the text."""
     if dataset.pixels is not None:
         return [hashlib.sha256(row.tobytes()).hexdigest() for row in dataset.pixels]
+    if dataset.texts is not None:  # the same utterance twice is a duplicate, whatever its row
+        return [hashlib.sha256(t.strip().lower().encode("utf-8")).hexdigest() for t in dataset.texts]
     return [file_digest(s.path) for s in track(dataset.samples, description="Hashing", total=len(dataset),
                                                    enabled=progress)]
 
@@ -122,6 +124,20 @@ def verify(dataset: Dataset, *, progress: bool = False) -> VerifyReport:
         report.decoded = len(dataset)
         return report
     sums = known_checksums(dataset.root)
+    if dataset.texts is not None:
+        # Inline texts were parsed row by row when the files loaded; what is left is each source
+        # file's checksum, where the folder lists one.
+        report.files = len(dataset.texts) + len(dataset.bad_files)
+        report.decoded = len(dataset.texts)
+        for source, listed in sums.items():
+            if not source.exists():
+                report.missing.append(str(source))
+                continue
+            report.checksums_checked += 1
+            found = file_digest(source)
+            if found != listed:
+                report.bad.append(BadFile(str(source), f"sha256 mismatch: expected {listed}, found {found}"))
+        return report
     expected_by_path = dict(sums)
     decode = decode_audio if dataset.modality == "audio" else decode_image
     for sample in track(dataset.samples, description="Verifying", total=len(dataset), enabled=progress):
