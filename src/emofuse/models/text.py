@@ -202,6 +202,35 @@ class TextEncoderLogReg:
         return model
 
 
+# --- networks over token ids, trained by the one loop -------------------------------------------------
+
+
+def _fit_token_net(model: Any, net: Any, X: Sequence[str], y: Sequence[str], labels: Sequence[str],
+                   X_val: Sequence[str], y_val: Sequence[str], log_path: str | Path | None,
+                   state_dir: str | Path | None) -> None:
+    """Train ``net`` on ``model._encode``d texts with the loop; sets ``net_``, ``labels_``, ``fit_result_``."""
+    from emofuse.training.loop import fit
+
+    targets, val_targets = label_targets(y, labels), label_targets(y_val, labels)
+    model.fit_result_ = fit(net, list(zip(model._encode(X), targets.tolist(), strict=True)),
+                            list(zip(model._encode(X_val), val_targets.tolist(), strict=True)),
+                            train_targets=targets, val_targets=val_targets, n_classes=len(labels),
+                            config=model.train, collate=model._collate, log_path=log_path, state_dir=state_dir,
+                            progress=model.progress, description=model.name)
+    model.net_ = net.cpu().eval()
+    model.labels_ = tuple(labels)
+
+
+def _predict_token_net(net: Any, ids: list[np.ndarray], collate: Any, *, batch_size: int) -> np.ndarray:
+    import torch
+
+    from emofuse.training.loop import predict_logits
+
+    logits = predict_logits(net, [(i, 0) for i in ids], collate=collate, batch_size=batch_size,
+                            device=torch.device("cpu"))
+    return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+
+
 # --- a BiGRU from scratch ------------------------------------------------------------------------------
 
 
@@ -273,6 +302,7 @@ class TextBiGRU:
         self.progress = progress
         self.labels_: tuple[str, ...] = ()
         self.fit_result_: Any = None
+        self.net_: Any = None
 
     def get_params(self) -> dict[str, Any]:
         return {"embed_dim": self.embed_dim, "hidden": self.hidden, "dropout": self.dropout,
@@ -299,31 +329,15 @@ class TextBiGRU:
     def fit(self, X: Sequence[str], y: Sequence[str], *, labels: Sequence[str], X_val: Sequence[str] | None = None,
             y_val: Sequence[str] | None = None, log_path: str | Path | None = None,
             state_dir: str | Path | None = None) -> TextBiGRU:
-        from emofuse.training.loop import fit
-
         if X_val is None or y_val is None:
             raise ConfigError(f"{self.name} needs validation data for early stopping")
         self.vocab_ = Vocabulary.build([str(x) for x in X], min_count=self.min_count, max_size=self.max_vocab)
-        targets, val_targets = label_targets(y, labels), label_targets(y_val, labels)
-        net = self._net(len(labels))
-        self.fit_result_ = fit(net, list(zip(self._encode(X), targets.tolist(), strict=True)),
-                               list(zip(self._encode(X_val), val_targets.tolist(), strict=True)),
-                               train_targets=targets, val_targets=val_targets, n_classes=len(labels),
-                               config=self.train, collate=self._collate, log_path=log_path, state_dir=state_dir,
-                               progress=self.progress, description=self.name)
-        self.net_ = net.cpu().eval()
-        self.labels_ = tuple(labels)
+        _fit_token_net(self, self._net(len(labels)), X, y, labels, X_val, y_val, log_path, state_dir)
         return self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
-        import torch
-
-        from emofuse.training.loop import predict_logits
-
         check_fitted(self)
-        logits = predict_logits(self.net_, [(ids, 0) for ids in self._encode(X)], collate=self._collate,
-                                batch_size=256, device=torch.device("cpu"))
-        return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+        return _predict_token_net(self.net_, self._encode(X), self._collate, batch_size=256)
 
     def save(self, directory: str | Path) -> None:
         check_fitted(self)
@@ -400,6 +414,7 @@ class TextEncoderFineTuned:
         self.progress = progress
         self.labels_: tuple[str, ...] = ()
         self.fit_result_: Any = None
+        self.net_: Any = None
 
     def get_params(self) -> dict[str, Any]:
         return {"encoder": self.encoder, "dropout": self.dropout, "max_length": self.max_length,
@@ -417,30 +432,15 @@ class TextEncoderFineTuned:
     def fit(self, X: Sequence[str], y: Sequence[str], *, labels: Sequence[str], X_val: Sequence[str] | None = None,
             y_val: Sequence[str] | None = None, log_path: str | Path | None = None,
             state_dir: str | Path | None = None) -> TextEncoderFineTuned:
-        from emofuse.training.loop import fit
-
         if X_val is None or y_val is None:
             raise ConfigError(f"{self.name} needs validation data for early stopping")
-        targets, val_targets = label_targets(y, labels), label_targets(y_val, labels)
-        net = _build_finetune_net(self.encoder, len(labels), self.dropout)
-        self.fit_result_ = fit(net, list(zip(self._encode(X), targets.tolist(), strict=True)),
-                               list(zip(self._encode(X_val), val_targets.tolist(), strict=True)),
-                               train_targets=targets, val_targets=val_targets, n_classes=len(labels),
-                               config=self.train, collate=self._collate, log_path=log_path, state_dir=state_dir,
-                               progress=self.progress, description=self.name)
-        self.net_ = net.cpu().eval()
-        self.labels_ = tuple(labels)
+        _fit_token_net(self, _build_finetune_net(self.encoder, len(labels), self.dropout), X, y, labels, X_val, y_val,
+                       log_path, state_dir)
         return self
 
     def predict_proba(self, X: Sequence[str]) -> np.ndarray:
-        import torch
-
-        from emofuse.training.loop import predict_logits
-
         check_fitted(self)
-        logits = predict_logits(self.net_, [(ids, 0) for ids in self._encode(X)], collate=self._collate,
-                                batch_size=64, device=torch.device("cpu"))
-        return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+        return _predict_token_net(self.net_, self._encode(X), self._collate, batch_size=64)
 
     def save(self, directory: str | Path) -> None:
         check_fitted(self)
