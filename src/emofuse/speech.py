@@ -71,10 +71,9 @@ class Transcript:
 
 
 def _default_cache_dir() -> Path:
-    import os
+    from emofuse.features.cache import cache_home
 
-    base = os.environ.get("EMOFUSE_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "emofuse") / "transcripts"
+    return cache_home() / "transcripts"
 
 
 @dataclass

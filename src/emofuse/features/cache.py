@@ -17,10 +17,15 @@ from emofuse._io import atomic_write, file_digest
 CACHE_DIR_ENV = "EMOFUSE_CACHE_DIR"
 
 
-def default_cache_root() -> Path:
-    """``$EMOFUSE_CACHE_DIR/features`` if that is set, else ``~/.cache/emofuse/features``."""
+def cache_home() -> Path:
+    """emofuse's cache folder: ``$EMOFUSE_CACHE_DIR`` if that is set, else ``~/.cache/emofuse``."""
     base = os.environ.get(CACHE_DIR_ENV)
-    return Path(base) / "features" if base else Path.home() / ".cache" / "emofuse" / "features"
+    return Path(base) if base else Path.home() / ".cache" / "emofuse"
+
+
+def default_cache_root() -> Path:
+    """``<cache home>/features``: where feature arrays go."""
+    return cache_home() / "features"
 
 
 class FeatureCache:

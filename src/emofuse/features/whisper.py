@@ -16,7 +16,6 @@ CTranslate2's ``encode`` on the same input.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 from collections.abc import Iterable
@@ -49,8 +48,9 @@ class WhisperModelError(EmofuseError):
 # --- where the weights are ----------------------------------------------------------------------
 
 def whisper_cache_dir() -> Path:
-    base = os.environ.get("EMOFUSE_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "emofuse") / "whisper"
+    from emofuse.features.cache import cache_home
+
+    return cache_home() / "whisper"
 
 
 def resolve_whisper_model(model: str | Path) -> Path:
