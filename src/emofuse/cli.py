@@ -257,9 +257,24 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train MODEL on every fold of PROTOCOL and score it on each fold's unseen test set."""
+    """Train MODEL on every fold of PROTOCOL and score it on each fold's unseen test set.
+
+    Runs unchanged under `torchrun --nproc-per-node=N -m emofuse train ...` (DistributedDataParallel;
+    NCCL on GPUs, gloo on CPU; --batch-size is the global batch; rank 0 writes the run).
+    """
+    from emofuse.training import distributed
+
+    with distributed.process_group():
+        _train(model, data, protocol, out, device, epochs, batch_size, lr, augment, config, seed, folds, limit,
+               resume, quiet)
+
+
+def _train(model: str, data: list[str], protocol: str, out: Path | None, device: str | None, epochs: int | None,
+           batch_size: int | None, lr: float | None, augment: str | None, config: Path | None, seed: int,
+           folds: str | None, limit: int | None, resume: bool, quiet: bool) -> None:
     import datetime
 
+    from emofuse.training import distributed
     from emofuse.training.experiment import ExperimentConfig, run_experiment
 
     params: dict[str, Any] = {}
@@ -273,12 +288,13 @@ def train(
         params["augment"] = augment
     if out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{model}-{protocol}" / stamp
+        out = distributed.broadcast_object(Path("runs") / f"{model}-{protocol}" / stamp)  # one stamp for all ranks
     experiment = _run(ExperimentConfig.from_dict, {
         "model": model, "data": _parse_data(data), "protocol": protocol, "out": str(out), "seed": seed,
         "model_params": params, "folds": folds.split(",") if folds else None, "limit_per_fold": limit})
     record = _run(run_experiment, experiment, resume=resume, progress=not quiet)
-    _print_record(record, out)
+    if distributed.is_main():
+        _print_record(record, out)
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import numpy as np
 from emofuse.models._base import check_fitted, label_targets
 from emofuse.models._linear import StandardisedLogReg
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
-from emofuse.training.loop import TrainConfig
+from emofuse.training.loop import TrainConfig, seed_everything
 
 FACE_SIDE = 48
 FaceInput = str | Path | np.ndarray
@@ -130,6 +130,7 @@ class TorchFaceClassifier:
             raise ConfigError(f"{self.name} needs validation data for early stopping")
         faces, val_faces = as_faces(X), as_faces(X_val)
         targets, val_targets = label_targets(y, labels), label_targets(y_val, labels)
+        seed_everything(self.train.seed)  # the initial weights too follow the seed
         net = self._new_net(len(labels))
         net.set_normalisation(float(faces.mean() / 255), float(faces.std() / 255))
         config = self.augment

@@ -25,7 +25,7 @@ from emofuse.errors import ConfigError, EmofuseError
 from emofuse.models._base import check_fitted, label_targets
 from emofuse.models._linear import StandardisedLogReg, fit_logreg_select
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
-from emofuse.training.loop import TrainConfig
+from emofuse.training.loop import TrainConfig, seed_everything
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]")
 
@@ -332,6 +332,7 @@ class TextBiGRU:
         if X_val is None or y_val is None:
             raise ConfigError(f"{self.name} needs validation data for early stopping")
         self.vocab_ = Vocabulary.build([str(x) for x in X], min_count=self.min_count, max_size=self.max_vocab)
+        seed_everything(self.train.seed)  # the initial weights too follow the seed
         _fit_token_net(self, self._net(len(labels)), X, y, labels, X_val, y_val, log_path, state_dir)
         return self
 
@@ -434,6 +435,7 @@ class TextEncoderFineTuned:
             state_dir: str | Path | None = None) -> TextEncoderFineTuned:
         if X_val is None or y_val is None:
             raise ConfigError(f"{self.name} needs validation data for early stopping")
+        seed_everything(self.train.seed)  # the new head's initial weights too follow the seed
         _fit_token_net(self, _build_finetune_net(self.encoder, len(labels), self.dropout), X, y, labels, X_val, y_val,
                        log_path, state_dir)
         return self

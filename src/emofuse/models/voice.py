@@ -195,7 +195,7 @@ class TorchVoiceClassifier:
             log_path: str | Path | None = None, state_dir: str | Path | None = None) -> TorchVoiceClassifier:
         import torch
 
-        from emofuse.training.loop import fit
+        from emofuse.training.loop import fit, seed_everything
 
         if X_val is None or y_val is None:
             raise ConfigError(f"{self.name} needs validation data (held-out speakers) for early stopping")
@@ -203,6 +203,7 @@ class TorchVoiceClassifier:
         train_feats = featurize(X, self.features, cache=self.cache, progress=self.progress, description="train features")
         val_feats = featurize(X_val, self.features, cache=self.cache, progress=self.progress, description="val features")
         frames = np.concatenate(train_feats, axis=1)  # (n_features, all frames)
+        seed_everything(self.train.seed)  # the initial weights too follow the seed
         net = self._new_net(len(labels))
         net.set_normalisation(torch.from_numpy(frames.mean(axis=1)), torch.from_numpy(frames.std(axis=1)))
         if self.augment.waveform_enabled:

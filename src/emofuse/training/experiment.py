@@ -18,6 +18,9 @@ A run directory is reproducible on its own::
 
 An interrupted run continues with ``resume=True``: finished folds are kept, the fold in progress
 restarts from its last finished epoch.
+
+Under ``torchrun`` every process runs this function; they train each fold together
+(:mod:`emofuse.training.loop`) and rank 0 alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -105,9 +108,12 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
     ``save_val_predictions`` also writes each fold's validation-set probabilities (what late fusion
     is fitted on); it changes no result.
     """
-    from emofuse.evaluation.results import git_commit
+    from emofuse.evaluation.results import git_commit, read_results
     from emofuse.models import create_model
+    from emofuse.training import distributed
 
+    is_main = distributed.is_main()
+    progress = progress and is_main
     out = Path(config.out)
     if (out / "config.json").exists():
         if not resume:
@@ -124,15 +130,17 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         folds = [f for f in folds if f.name in config.folds]
     params = _model_params(config)
     probe = create_model(config.model, **params)  # validates every parameter before any work
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"experiment": config.to_dict(),
-                                     "model_resolved": probe.get_params(),  # type: ignore[attr-defined]
-                                     "protocol": {"name": protocol.name, "description": protocol.description,
-                                                  "speaker_independent": protocol.speaker_independent,
-                                                  "leaky": protocol.leaky}})
-    with atomic_write(out / "git_sha") as handle:
-        handle.write(git_commit() + "\n")
-    write_json(out / "labels.json", list(dataset.labels))
+    distributed.barrier()  # every process has checked --out before rank 0 writes into it
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {"experiment": config.to_dict(),
+                                         "model_resolved": probe.get_params(),  # type: ignore[attr-defined]
+                                         "protocol": {"name": protocol.name, "description": protocol.description,
+                                                      "speaker_independent": protocol.speaker_independent,
+                                                      "leaky": protocol.leaky}})
+        with atomic_write(out / "git_sha") as handle:
+            handle.write(git_commit() + "\n")
+        write_json(out / "labels.json", list(dataset.labels))
 
     inputs = _inputs(dataset)
     labels = [s.label for s in dataset.samples]
@@ -141,7 +149,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         fold_dir = out / "folds" / fold.name
         if (fold_dir / "metrics.json").is_file():
             continue  # finished before an interruption
-        fold_dir.mkdir(parents=True, exist_ok=True)
+        fold_dir.mkdir(parents=True, exist_ok=True)  # every process: the log and state paths point here
         train_idx = fold.train
         if config.limit_per_fold is not None and len(train_idx) > config.limit_per_fold:
             train_idx = np.sort(rng.choice(train_idx, config.limit_per_fold, replace=False))
@@ -151,14 +159,19 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
                   X_val=_take(inputs, fold.val), y_val=[labels[i] for i in fold.val],
                   log_path=fold_dir / "log.jsonl", state_dir=fold_dir / "state")  # type: ignore[call-arg]
         train_seconds = time.perf_counter() - start
-        probs = model.predict_proba(_take(inputs, fold.test))
-        if save_val_predictions:
-            write_predictions(fold_dir / "val_predictions.npz", model.predict_proba(_take(inputs, fold.val)),
-                              fold.val, dataset)
-        model.save(fold_dir / "model")
-        _write_fold(fold_dir, model, fold.test, probs, dataset, train_seconds, len(train_idx))
-        shutil.rmtree(fold_dir / "state", ignore_errors=True)
-    return summarize_run(out)
+        if is_main:  # the processes hold the same trained model; one scores and saves it
+            probs = model.predict_proba(_take(inputs, fold.test))
+            if save_val_predictions:
+                write_predictions(fold_dir / "val_predictions.npz", model.predict_proba(_take(inputs, fold.val)),
+                                  fold.val, dataset)
+            model.save(fold_dir / "model")
+            _write_fold(fold_dir, model, fold.test, probs, dataset, train_seconds, len(train_idx))
+            shutil.rmtree(fold_dir / "state", ignore_errors=True)
+        distributed.barrier()
+    if is_main:
+        record = summarize_run(out)
+    distributed.barrier()
+    return record if is_main else read_results(out / "results.json")[0]
 
 
 def _inputs(dataset: Any) -> Any:

@@ -4,6 +4,14 @@ Read it top to bottom: seed, data loaders, class-balanced loss, AdamW with a one
 schedule, mixed precision on CUDA, per-epoch validation on held-out *speakers*, early stopping on
 validation UA, a JSON-lines log, and a resumable training state written after every epoch.
 
+The same loop runs in one process or in N under ``torchrun`` (:mod:`emofuse.training.distributed`):
+``batch_size`` is the *global* batch, split evenly over the processes; a ``DistributedSampler`` with
+``set_epoch`` deals every epoch's shuffle, identical to the one-process shuffle, so global batch k
+holds the same samples whatever the number of processes; the loss is normalised by the global sum
+of sample weights, so DistributedDataParallel's gradient average equals the one-process gradient;
+validation is sharded over the processes and gathered, so every process takes the same
+early-stopping decision; rank 0 alone writes the log and the resumable state.
+
 The loop knows nothing about audio or images. It gets a module whose ``forward(x, lengths)`` returns
 logits ``(batch, n_classes)``, datasets yielding ``(features, target)``, a ``collate`` that turns a
 list of those into ``(x, lengths or None, targets)``, and an optional ``batch_transform`` for
@@ -24,10 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from emofuse.errors import ConfigError, checked_options
 from emofuse.evaluation.metrics import compute_metrics
+from emofuse.training import distributed
 from emofuse.training.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 
 Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
@@ -41,7 +51,7 @@ class TrainConfig:
     """How a torch model is trained. Strict: :meth:`from_dict` rejects unknown keys."""
 
     epochs: int = 60
-    batch_size: int = 32
+    batch_size: int = 32  # the global batch: under torchrun each of N processes takes batch_size / N
     lr: float = 1e-3
     weight_decay: float = 1e-2
     schedule: str = "onecycle"  # "onecycle" or "cosine"
@@ -80,18 +90,21 @@ class FitResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` is this process's GPU (``cuda:LOCAL_RANK`` under torchrun) when there is one, else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.default_device()
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but no CUDA device is available")
+    if device.type == "cuda" and device.index is None and distributed.is_distributed():
+        device = torch.device("cuda", distributed.local_rank())
     return device
 
 
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+def describe_device(device: torch.device, world: int = 1) -> str:
+    what = (f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+            else f"cpu ({torch.get_num_threads()} threads)")
+    return what if world == 1 else f"{world} processes × {what}"
 
 
 def seed_everything(seed: int) -> None:
@@ -107,14 +120,24 @@ def class_weights(targets: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def soft_cross_entropy_terms(logits: torch.Tensor, soft_targets: torch.Tensor,
+                             weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum of weighted per-sample losses, sum of sample weights)``: the loss is their ratio.
+
+    Apart, so that several processes can divide their own sums by the *global* weight sum.
+    """
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    per_sample = -(soft_targets * log_probs).sum(dim=-1)  # (batch,)
+    if weights is None:
+        return per_sample.sum(), torch.tensor(float(len(per_sample)), device=per_sample.device)
+    sample_weights = soft_targets @ weights  # (batch,)
+    return (per_sample * sample_weights).sum(), sample_weights.sum()
+
+
 def soft_cross_entropy(logits: torch.Tensor, soft_targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy against soft targets (mixup, label smoothing), each sample weighted by its target's class weight."""
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    per_sample = -(soft_targets * log_probs).sum(dim=-1)
-    if weights is None:
-        return per_sample.mean()
-    sample_weights = soft_targets @ weights  # (batch,)
-    return (per_sample * sample_weights).sum() / sample_weights.sum().clamp_min(1e-8)
+    total, weight = soft_cross_entropy_terms(logits, soft_targets, weights)
+    return total / weight.clamp_min(1e-8)
 
 
 @torch.no_grad()
@@ -159,16 +182,35 @@ def fit(
 
     With ``state_dir``, the full training state is saved after every epoch and an interrupted
     run continues from its last finished epoch when called again with the same arguments.
+    Under ``torchrun`` every process calls this with the same arguments (see the module docstring).
     """
-    seed_everything(config.seed)
+    rank, world = distributed.rank(), distributed.world_size()
+    is_main = rank == 0
+    if config.batch_size % world:
+        raise ConfigError(f"batch_size {config.batch_size} is the global batch; it must divide evenly over "
+                          f"{world} processes")
+    if len(train_set) < world:
+        raise ConfigError(f"{len(train_set)} training samples cannot be shared out over {world} processes")
+    seed_everything(config.seed)  # the same initial state in every process (DDP also broadcasts rank 0's weights)
     device = resolve_device(config.device)
     module.to(device)
     use_amp = config.amp and device.type == "cuda"
-    shuffle_generator = torch.Generator().manual_seed(config.seed)
-    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) > config.batch_size,
-                        collate_fn=collate, generator=shuffle_generator, num_workers=config.num_workers,
-                        pin_memory=device.type == "cuda", persistent_workers=config.num_workers > 0)
+    net: nn.Module = module
+    if world > 1:
+        if device.type == "cuda":
+            module = nn.SyncBatchNorm.convert_sync_batchnorm(module)  # batch statistics over the global batch
+        net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+        torch.manual_seed(config.seed + 7919 * rank)  # dropout differs between processes, as between batches
+    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + 7919 * rank)
+    # Epoch e's shuffle is torch.randperm(n) seeded by seed + e whatever the number of processes; process r
+    # takes every world-th index, so the processes' batches k together are the one-process global batch k.
+    drop_last = len(train_set) > config.batch_size
+    sampler: DistributedSampler[Any] = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
+                                 drop_last=drop_last)
+    loader = DataLoader(train_set, batch_size=config.batch_size // world, sampler=sampler, drop_last=drop_last,
+                        collate_fn=collate, num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=config.num_workers > 0)
+    val_shard = Subset(val_set, range(rank, len(val_set), world)) if world > 1 else val_set
     steps_per_epoch = max(1, len(loader))
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(config, optimizer, config.epochs * steps_per_epoch)
@@ -179,18 +221,20 @@ def fit(
     history: list[dict[str, float]] = []
     state_dir = Path(state_dir) if state_dir is not None else None
     if state_dir is not None and (state_dir / "last.json").is_file():
-        restored = _load_state(state_dir, module, optimizer, scheduler, shuffle_generator, augment_generator)
+        restored = _load_state(state_dir, module, optimizer, scheduler, augment_generator)
         start_epoch, best_epoch, best_ua, best_state, bad_epochs, history = restored
-    log_file = open(log_path, "a", encoding="utf-8") if log_path is not None else None  # noqa: SIM115
+    distributed.barrier()  # every process has read the state before rank 0 writes the next one
+    log_file = open(log_path, "a", encoding="utf-8") if log_path is not None and is_main else None  # noqa: SIM115
     try:
         epochs = range(start_epoch, config.epochs + 1)
-        for epoch in _epoch_bar(epochs, description=description, enabled=progress, total=config.epochs,
+        for epoch in _epoch_bar(epochs, description=description, enabled=progress and is_main, total=config.epochs,
                                 completed=start_epoch - 1, status=lambda: (best_ua, history)):  # noqa: B023 (read after each epoch, on purpose)
             if bad_epochs >= config.patience:
                 break
             epoch_start = time.perf_counter()
-            module.train()
-            train_loss, n_seen = 0.0, 0
+            sampler.set_epoch(epoch)
+            net.train()
+            loss_sum, weight_sum = 0.0, 0.0
             for x, lengths, y in loader:
                 x = x.to(device, non_blocking=True)
                 lengths = lengths.to(device) if lengths is not None else None
@@ -200,22 +244,27 @@ def fit(
                 if config.label_smoothing:
                     soft = soft * (1 - config.label_smoothing) + config.label_smoothing / n_classes
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-                    logits = module(x, lengths)
-                loss = soft_cross_entropy(logits, soft, weights)
+                    logits = net(x, lengths)
+                total, weight = soft_cross_entropy_terms(logits, soft, weights)
+                # Each process divides by the global weight; DDP averages gradients, hence the * world.
+                (global_weight,) = distributed.all_reduce_sum([float(weight)], device)
+                loss = total / max(global_weight, 1e-8) * world
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:
                     nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                train_loss += float(loss.detach()) * len(y)
-                n_seen += len(y)
-            val_logits = predict_logits(module, val_set, collate=collate, batch_size=config.eval_batch_size,
-                                        device=device, amp=use_amp)
+                loss_sum += float(total.detach())
+                weight_sum += float(weight)
+            loss_sum, weight_sum = distributed.all_reduce_sum([loss_sum, weight_sum], device)
+            _sync_buffers(module)
+            val_logits = _predict_sharded(module, val_shard, len(val_set), collate=collate,
+                                          batch_size=config.eval_batch_size, device=device, amp=use_amp)
             val_soft = torch.nn.functional.one_hot(torch.from_numpy(val_targets), n_classes).float().to(device)
             val_loss = float(soft_cross_entropy(torch.from_numpy(val_logits).to(device), val_soft, val_weights))
             val = compute_metrics(val_targets, y_pred=val_logits.argmax(axis=1), labels=[str(i) for i in range(n_classes)])
-            record = {"epoch": epoch, "train_loss": train_loss / max(n_seen, 1), "val_loss": val_loss,
+            record = {"epoch": epoch, "train_loss": loss_sum / max(weight_sum, 1e-8), "val_loss": val_loss,
                       "val_ua": val.ua, "val_wa": val.wa, "lr": scheduler.get_last_lr()[0],
                       "seconds": time.perf_counter() - epoch_start}
             history.append(record)
@@ -228,9 +277,9 @@ def fit(
             else:
                 bad_epochs += 1
             if state_dir is not None:
-                _save_state(state_dir, module, optimizer, scheduler, shuffle_generator, augment_generator,
-                            epoch=epoch, best_epoch=best_epoch, best_ua=best_ua, best_state=best_state,
-                            bad_epochs=bad_epochs, history=history)
+                _save_state(state_dir, module, optimizer, scheduler, augment_generator, epoch=epoch,
+                            best_epoch=best_epoch, best_ua=best_ua, best_state=best_state, bad_epochs=bad_epochs,
+                            history=history)
     finally:
         if log_file is not None:
             log_file.close()
@@ -238,8 +287,29 @@ def fit(
         module.load_state_dict(best_state)
     module.cpu()
     return FitResult(best_epoch=best_epoch, best_val_ua=float(best_ua), epochs_run=len(history),
-                     seconds=sum(r["seconds"] for r in history), device=describe_device(device),
+                     seconds=sum(r["seconds"] for r in history), device=describe_device(device, world),
                      history=history)
+
+
+def _sync_buffers(module: nn.Module) -> None:
+    """Rank 0's buffers (batch-norm running statistics) everywhere, so every process validates the same model."""
+    if distributed.is_distributed():
+        for buffer in module.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+
+
+def _predict_sharded(module: nn.Module, shard: Any, n: int, *, collate: Collate, batch_size: int,
+                     device: torch.device, amp: bool) -> np.ndarray:
+    """Logits for the whole validation set: each process scores samples rank, rank + world, ...; gathered."""
+    logits = predict_logits(module, shard, collate=collate, batch_size=batch_size, device=device, amp=amp)
+    parts = distributed.all_gather_objects(logits)
+    if len(parts) == 1:
+        return parts[0]
+    out = np.zeros((n, max(p.shape[1] for p in parts)), np.float32)
+    for r, part in enumerate(parts):
+        if len(part):
+            out[r::len(parts)] = part
+    return out
 
 
 def _epoch_bar(epochs: range, *, description: str, enabled: bool, total: int, completed: int,
@@ -262,9 +332,13 @@ def _epoch_bar(epochs: range, *, description: str, enabled: bool, total: int, co
 
 
 def _save_state(state_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                shuffle_generator: torch.Generator, augment_generator: torch.Generator, *, epoch: int,
-                best_epoch: int, best_ua: float, best_state: dict[str, torch.Tensor] | None, bad_epochs: int,
+                augment_generator: torch.Generator, *, epoch: int, best_epoch: int, best_ua: float,
+                best_state: dict[str, torch.Tensor] | None, bad_epochs: int,
                 history: list[dict[str, float]]) -> None:
+    """Rank 0 writes; every process contributes its own random state (dropout, augmentation)."""
+    per_rank = distributed.all_gather_objects((torch.get_rng_state(), augment_generator.get_state()))
+    if not distributed.is_main():
+        return
     arrays: dict[str, Any] = {}
     meta = {
         "epoch": epoch,
@@ -276,10 +350,10 @@ def _save_state(state_dir: Path, module: nn.Module, optimizer: torch.optim.Optim
         "best": flatten_state("best", best_state, arrays),
         "optimizer": flatten_state("optimizer", optimizer.state_dict(), arrays),
         "scheduler": flatten_state("scheduler", _plain(scheduler.state_dict()), arrays),
+        "world_size": len(per_rank),
         "rng": flatten_state("rng", {
-            "torch": torch.get_rng_state(),
-            "shuffle": shuffle_generator.get_state(),
-            "augment": augment_generator.get_state(),
+            "torch": torch.stack([torch_state for torch_state, _ in per_rank]),  # (world, state bytes)
+            "augment": torch.stack([augment_state for _, augment_state in per_rank]),
             "numpy": np.random.get_state()[1],  # type: ignore[index]
             "numpy_pos": int(np.random.get_state()[2]),  # type: ignore[index]
             "python": json.dumps(random.getstate()),
@@ -294,15 +368,21 @@ def _plain(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_state(state_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                shuffle_generator: torch.Generator, augment_generator: torch.Generator) -> tuple[Any, ...]:
+                augment_generator: torch.Generator) -> tuple[Any, ...]:
     arrays, meta = load_checkpoint(state_dir, stem="last")
+    if meta.get("world_size", 1) != distributed.world_size():
+        raise ConfigError(f"{state_dir} was saved by {meta.get('world_size', 1)} process(es); resume it with the "
+                          f"same number (this run has {distributed.world_size()})")
     module.load_state_dict(unflatten_state(meta["model"], arrays))
     optimizer.load_state_dict(unflatten_state(meta["optimizer"], arrays))
     scheduler.load_state_dict(unflatten_state(meta["scheduler"], arrays))
     rng = unflatten_state(meta["rng"], arrays)
-    torch.set_rng_state(rng["torch"])
-    shuffle_generator.set_state(rng["shuffle"])
-    augment_generator.set_state(rng["augment"])
+    rank = distributed.rank()
+    torch_states, augment_states = rng["torch"], rng["augment"]
+    if torch_states.dim() == 2:  # (world, state bytes); one state in states saved before multi-process training
+        torch_states, augment_states = torch_states[rank], augment_states[rank]
+    torch.set_rng_state(torch_states.clone())
+    augment_generator.set_state(augment_states.clone())
     np.random.set_state(("MT19937", np.asarray(rng["numpy"], dtype=np.uint32), rng["numpy_pos"], 0, 0.0))
     python_state = json.loads(rng["python"])
     random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
