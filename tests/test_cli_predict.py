@@ -78,3 +78,22 @@ def test_serve_passes_its_options(monkeypatch: pytest.MonkeyPatch, tiny_model_di
 def test_serve_rejects_bad_settings() -> None:
     result = CliRunner().invoke(app, ["serve", "--workers", "0"])
     assert result.exit_code == 1 and "at least 1" in result.output
+
+
+def test_predict_adapt_speaker(models_args: list[str], tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from tests._predictors import tone
+
+    folder = tmp_path / "one-speaker"
+    folder.mkdir()
+    for k, code in enumerate(("01", "03", "05", "04", "02")):
+        sf.write(folder / f"{k}.wav", tone(code, 1.0, seed=k), 16_000)
+    # The shipped voice model has a speaker-adapted head; the tiny test model has none.
+    result = CliRunner().invoke(app, ["predict", str(folder), "--adapt-speaker", "--json", "--no-words", "--quiet"])
+    assert result.exit_code == 0, result.output
+    details = [json.loads(line)["voice"].get("detail", "") for line in result.stdout.splitlines()]
+    assert details == ["", "", "", "adapted to the speaker from 4 clip(s) heard",
+                       "adapted to the speaker from 5 clip(s) heard"]
+    refused = CliRunner().invoke(app, ["predict", str(folder), "--adapt-speaker", *models_args])
+    assert refused.exit_code == 1 and "speaker-adapted head" in refused.output

@@ -440,6 +440,8 @@ def predict(
     hop: Annotated[float, typer.Option(help="Video: seconds between window starts.")] = 1.0,
     frame_rate: Annotated[float, typer.Option(help="Video: frames per second searched for faces.")] = 4.0,
     batch_size: Annotated[int, typer.Option(help="Audio clips decoded and classified per batch.")] = 32,
+    adapt_speaker: Annotated[bool, typer.Option(help="The audio files are one speaker's clips, in order: adapt the "
+                                                     "voice model to them as they are heard.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Emotion from files: voice, face and words, and the fused result. Bad files are reported, not fatal."""
@@ -451,7 +453,8 @@ def predict(
                                               "video_frame_rate_hz": frame_rate, "voice_batch_size": batch_size})
     predictor = _run(Predictor.from_shipped, voice_dir=voice_model, face_dir=face_model, words=words, config=config)
     results = _run(lambda: list(_predict_stream(predict_files(predictor, paths, progress=not quiet and not as_json,
-                                                              transcribe=words, batch_size=batch_size),
+                                                              transcribe=words, batch_size=batch_size,
+                                                              adapt_speaker=adapt_speaker),
                                                 as_json, csv_path, predictor, write_jsonl, CsvWriter)))
     if not as_json:
         print_table(results, _console())

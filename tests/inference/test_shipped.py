@@ -80,3 +80,17 @@ def test_shipped_face_on_private_test(real_data: Path) -> None:
     probs = model.predict_proba([s.path for s in private])
     accuracy = np.mean([model.labels_[i] == s.label for i, s in zip(probs.argmax(axis=1), private, strict=True)])
     assert abs(accuracy - card["measured"]["wa"]) < 0.08
+
+
+def test_shipped_voice_adapts_to_a_speaker(shipped: Predictor) -> None:
+    clips = [tone(code, 1.0) for code in ("01", "03", "05", "04", "02", "06")]
+    speaker = shipped.new_speaker()
+    assert speaker is not None and speaker.min_clips == 4  # the shipped voice model has a speaker head
+    adapted = shipped.voice_results(clips, speaker=speaker)
+    plain = shipped.voice_results(clips)
+    assert speaker.n == len(clips)
+    assert [r.detail for r in adapted[:3]] == ["", "", ""]
+    np.testing.assert_allclose([r.probabilities for r in adapted[:3]], [r.probabilities for r in plain[:3]], atol=1e-12)
+    assert [r.detail for r in adapted[3:]] == [f"adapted to the speaker from {k} clip(s) heard" for k in (4, 5, 6)]
+    assert all(sum(r.probabilities) == pytest.approx(1.0) for r in adapted)
+    assert adapted[5].probabilities != plain[5].probabilities

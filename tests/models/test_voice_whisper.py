@@ -11,6 +11,7 @@ from emofuse.features.cache import FeatureCache
 from emofuse.models.voice_whisper import (
     RunningSpeakerStats,
     SpeakerNormaliser,
+    VoiceWhisper,
     WhisperFeatures,
     pooled_states,
     select_layers,
@@ -86,3 +87,61 @@ def test_pooled_states_are_cached_per_file(tmp_path):
 
     direct = pooled_states([load_audio(paths[1], sample_rate_hz=16_000)], features, model="tiny.en")
     np.testing.assert_allclose(direct[0], first[1], atol=1e-5)
+
+
+class _TableFeatures(VoiceWhisper):
+    """A VoiceWhisper whose "clips" are row numbers of a feature table (the encoder is tested elsewhere)."""
+
+    table: np.ndarray
+
+    def featurize(self, X):
+        return self.table[np.asarray(X, dtype=int)]
+
+
+def _emotion_and_speaker_table(rng: np.random.Generator, n_speakers: int = 8, per: int = 24):
+    """Two emotions on feature 0 (±1), each speaker shifted by a large random offset on every feature."""
+    rows, labels, speakers = [], [], []
+    for s in range(n_speakers):
+        offset = rng.normal(scale=4.0, size=3)
+        for i in range(per):
+            label = i % 2
+            rows.append(offset + np.array([2.0 * label - 1, 0.0, 0.0]) + rng.normal(scale=0.3, size=3))
+            labels.append(("calm", "angry")[label])
+            speakers.append(f"s{s}")
+    return np.array(rows), labels, speakers
+
+
+def test_speaker_head_adapts_to_an_unseen_speaker_and_survives_save_load(tmp_path):
+    from emofuse.models import load_model
+
+    rng = np.random.default_rng(0)
+    table, labels, speakers = _emotion_and_speaker_table(rng)
+    train = [i for i, s in enumerate(speakers) if s not in ("s6", "s7")]
+    val = [i for i, s in enumerate(speakers) if s == "s6"]
+    test = [i for i, s in enumerate(speakers) if s == "s7"]
+    model = _TableFeatures("voice_whisper_tiny", C=1.0)
+    model.table = table
+    pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
+    model.fit(train, pick(train, labels), labels=["calm", "angry"])
+    assert not model.adapts_to_speakers
+    with pytest.raises(ConfigError, match="speaker-adapted head"):
+        model.new_speaker()
+    model.C = "val"
+    model.fit_speaker_head(train, pick(train, labels), pick(train, speakers), X_val=val, y_val=pick(val, labels),
+                           val_speakers=pick(val, speakers), shrinkage=2.0, min_clips=4)
+    speaker = model.new_speaker()
+    probs, adapted = model.predict_proba_for_speaker(test, speaker)
+    assert speaker.n == len(test) and adapted.tolist() == [0, 0, 0, *range(4, len(test) + 1)]
+    np.testing.assert_allclose(probs[:3], model.predict_proba(test[:3]))  # the plain head before min_clips
+    truth = np.array([labels[i] == "angry" for i in test])
+    adapted_accuracy = np.mean((probs[8:, 1] > 0.5) == truth[8:])
+    plain_accuracy = np.mean((model.predict_proba(test)[8:, 1] > 0.5) == truth[8:])
+    assert adapted_accuracy >= 0.9 and adapted_accuracy > plain_accuracy  # the speaker's offset is gone
+
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    loaded.__class__ = _TableFeatures
+    loaded.table = table
+    again, adapted_again = loaded.predict_proba_for_speaker(test, loaded.new_speaker())
+    np.testing.assert_allclose(again, probs, atol=1e-12)
+    assert adapted_again.tolist() == adapted.tolist()

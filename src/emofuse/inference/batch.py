@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from emofuse.errors import DataError
+from emofuse.errors import ConfigError, DataError
 from emofuse.inference.fusion import fuse
 from emofuse.inference.media import media_kind
 from emofuse.inference.predictor import Predictor
@@ -33,20 +33,26 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def predict_files(predictor: Predictor, paths: Sequence[str | Path], *, progress: bool = False,
-                  transcribe: bool = True, batch_size: int = 32) -> Iterator[FileResult]:
+                  transcribe: bool = True, batch_size: int = 32, adapt_speaker: bool = False) -> Iterator[FileResult]:
     """A :class:`FileResult` for every file in ``paths`` (folders expanded), in order.
 
     Audio files are decoded ``batch_size`` at a time and their voice classified in one batch per
-    group; images, videos and text files are handled one by one.
+    group; images, videos and text files are handled one by one. With ``adapt_speaker`` the audio
+    files are taken as one speaker's clips, in order, and the voice model adapts to that speaker
+    as it hears them (:meth:`Predictor.voice_results`).
     """
     from emofuse._progress import track
 
     files = expand_paths(paths)
+    speaker = predictor.new_speaker() if adapt_speaker else None
+    if adapt_speaker and speaker is None:
+        raise ConfigError("the voice model has no speaker-adapted head: --adapt-speaker needs one "
+                          "(the shipped voice model has it; see VoiceWhisper.fit_speaker_head)")
     pending: list[tuple[Path, object]] = []  # audio waiting for its batch: (path, waveform or error)
 
     def flush() -> Iterator[FileResult]:
         decoded = [(p, y) for p, y in pending if not isinstance(y, DataError)]
-        voice = predictor.voice_results([y for _, y in decoded]) if decoded else []  # type: ignore[misc]
+        voice = predictor.voice_results([y for _, y in decoded], speaker=speaker) if decoded else []  # type: ignore[misc]
         by_path = dict(zip([p for p, _ in decoded], voice, strict=True))
         for path, y in pending:
             if isinstance(y, DataError):

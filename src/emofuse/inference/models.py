@@ -94,6 +94,16 @@ def render_model_card(card: dict[str, Any]) -> str:
         for label, s in per_class.items():
             lines.append(f"| {label} | {_pct(s['recall'])} | {_pct(s['f1'])} | {s['support']} |")
         lines.append("")
+    spk = card.get("speaker_adaptation")
+    if spk:
+        lines += ["## Speaker adaptation", "",
+                  "`emofuse predict --adapt-speaker` and the live stream adapt the voice model to one speaker: each "
+                  "clip joins that speaker's running feature statistics (shrunk towards the training population, "
+                  f"{spk['shrinkage']:g} pseudo-clips), and from the {spk['min_clips']}th clip on a second head, "
+                  "trained on per-speaker standardised features, answers.", "",
+                  f"On {spk['split']}: UA {_pct(spk.get('ua'))} over all {spk['n']} clips (the first "
+                  f"{spk['min_clips'] - 1} of each speaker answered by the plain head), UA {_pct(spk.get('ua_adapted'))} "
+                  f"over the {spk['n_adapted']} clips answered adapted.", ""]
     final = card.get("final_training")
     if final:
         how_long = f" for {final['epochs']} epochs" if "epochs" in final else ""

@@ -152,8 +152,20 @@ class Predictor:
 
     # -- one modality at a time (batched) ------------------------------------------------------
 
-    def voice_results(self, waveforms: Sequence[np.ndarray]) -> list[ModalityResult]:
-        """Voice for each mono 16 kHz waveform; quiet ones are ``no_speech``, the rest run in batches."""
+    def new_speaker(self) -> Any:
+        """Running statistics of one speaker, for ``voice_results(..., speaker=)``; None when the voice
+        model has no speaker-adapted head."""
+        return self.voice.new_speaker() if getattr(self.voice, "adapts_to_speakers", False) else None
+
+    def voice_results(self, waveforms: Sequence[np.ndarray], *, speaker: Any = None,
+                      update_speaker: bool = True) -> list[ModalityResult]:
+        """Voice for each mono 16 kHz waveform; quiet ones are ``no_speech``, the rest run in batches.
+
+        With ``speaker`` (from :meth:`new_speaker`), the waveforms are one speaker's clips in the order
+        heard: each joins the speaker's running statistics and, once enough have been heard, is
+        scored by the speaker-adapted head (``detail`` says so). ``update_speaker=False`` scores
+        without adding the clips to the statistics (overlapping windows of a stream).
+        """
         if self.voice is None:
             return [status_only("unavailable", "no voice model loaded") for _ in waveforms]
         results: list[ModalityResult | None] = [None] * len(waveforms)
@@ -167,9 +179,14 @@ class Predictor:
         size = self.config.voice_batch_size
         for start in range(0, len(loud), size):
             batch = loud[start : start + size]
-            probs = self.voice.predict_proba([waveforms[i] for i in batch])
-            for i, p in zip(batch, probs, strict=True):
-                results[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p))
+            clips = [waveforms[i] for i in batch]
+            if speaker is None:
+                probs, adapted_from = self.voice.predict_proba(clips), np.zeros(len(batch), dtype=int)
+            else:
+                probs, adapted_from = self.voice.predict_proba_for_speaker(clips, speaker, update=update_speaker)
+            for i, p, a in zip(batch, probs, adapted_from, strict=True):
+                detail = f"adapted to the speaker from {a} clip(s) heard" if a else ""
+                results[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p), detail=detail)
         return [r for r in results if r is not None]
 
     def _speech_seconds(self, y: np.ndarray) -> float:

@@ -29,6 +29,7 @@ class ServeSettings:
     stream_workers: int = 1
     stream_update_s: float = 0.45  # a fused update this often: under 0.5 s with scheduling jitter
     stream_voice_window_s: float = 2.0  # voice reads the last this-many seconds
+    stream_adapt_speaker: bool = True  # a live stream is one speaker: adapt the voice model to them (when it can)
     stream_transcribe_every_s: float = 2.0
     stream_transcribe_window_s: float = 6.0
     stream_max_message_bytes: int = 2_000_000

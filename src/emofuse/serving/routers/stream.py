@@ -3,7 +3,13 @@
 Client -> server
   * binary, first byte ``0x01``: audio, 16 kHz mono PCM16 little-endian (any chunk length);
   * binary, first byte ``0x02``: one camera frame as JPEG (or PNG);
-  * text, JSON: ``{"type": "text", "text": "..."}`` (typed words), ``{"type": "reset"}``, ``{"type": "ping"}``.
+  * text, JSON: ``{"type": "text", "text": "..."}`` (typed words), ``{"type": "reset"}`` (also forgets the
+    speaker), ``{"type": "ping"}``.
+
+The voice model adapts to the stream's speaker (``stream_adapt_speaker``, when the model has a
+speaker-adapted head): every non-overlapping voice window with speech joins the speaker's running
+statistics, and from the model's ``min_clips`` windows on, the voice answer's ``detail`` says it
+was adapted.
 
 Server -> client (JSON text)
   * ``{"type": "ready", ...}`` once, with the label sets and the update interval;
@@ -57,6 +63,8 @@ class StreamSession:
         self.audio_total = 0  # samples received since the start
         self.audio_at_voice = 0  # audio_total when voice last ran
         self.audio_at_words = 0
+        self.audio_at_speaker = 0  # audio_total when a window last joined the speaker statistics
+        self.speaker = predictor.new_speaker() if settings.stream_adapt_speaker else None
         self.last_audio_time = 0.0
         self.pending_frame: tuple[bytes, float] | None = None
         self.frames_dropped = 0
@@ -131,7 +139,8 @@ class StreamSession:
             await self.send({"type": "pong", "t": self.now()})
         elif kind == "reset":
             self.audio[:] = 0
-            self.audio_total = self.audio_at_voice = self.audio_at_words = 0
+            self.audio_total = self.audio_at_voice = self.audio_at_words = self.audio_at_speaker = 0
+            self.speaker = self.predictor.new_speaker() if self.settings.stream_adapt_speaker else None
             self.voice = status_only("absent", "no audio received yet")
             self.face = status_only("absent", "no frame received yet")
             self.typed_text = None
@@ -180,8 +189,13 @@ class StreamSession:
             self.audio_at_voice = self.audio_total
             window = self._latest_audio(s.stream_voice_window_s)
             started = time.perf_counter()
+            # A window joins the speaker statistics only when it does not overlap the last one that did.
+            fresh = self.audio_total - self.audio_at_speaker >= s.stream_voice_window_s * SAMPLE_RATE_HZ
             try:
-                [self.voice] = await self.runner.run(self.predictor.voice_results, [window])
+                [self.voice] = await self.runner.run(self.predictor.voice_results, [window], speaker=self.speaker,
+                                                     update_speaker=fresh)
+                if fresh and self.speaker is not None:
+                    self.audio_at_speaker = self.audio_total
             except (Overloaded, TimeoutError):
                 self.voice = status_only("unavailable", "server busy: voice skipped this update")
             voice_ms = round((time.perf_counter() - started) * 1000, 2)
