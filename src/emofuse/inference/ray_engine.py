@@ -93,7 +93,8 @@ def predict_with_ray(paths: Sequence[str | Path], out_dir: str | Path, *, addres
     rule applies (``RAY_ADDRESS`` if set), else a local cluster of ``num_workers`` CPUs is started and
     stopped again. A Ray session this process already opened is used as it is. ``num_workers`` actors
     each hold the models (one CPU each, and a GPU share when the cluster has GPUs); ``batch_size``
-    files go to an actor at a time and each batch becomes one result file.
+    files go to an actor at a time (fewer when there are not enough files to give every actor a full
+    batch) and each batch becomes one result file.
     """
     from emofuse.inference.batch import expand_paths
 
@@ -158,11 +159,14 @@ def _run_pipeline(ray: Any, todo: list[dict[str, Any]], out: Path, *, num_worker
     context.enable_progress_bars = progress
     try:
         # One block per batch: each batch is written as soon as it is done, so a stopped run loses
-        # at most the batches in flight.
-        dataset = ray.data.from_items(todo, override_num_blocks=max(1, math.ceil(len(todo) / batch_size)))
+        # at most the batches in flight. Few files are cut smaller, so that every actor gets some,
+        # and no actor is started (loading the models) without a batch to run.
+        per_batch = min(batch_size, math.ceil(len(todo) / num_workers))
+        blocks = math.ceil(len(todo) / per_batch)
+        dataset = ray.data.from_items(todo, override_num_blocks=blocks)
         predicted = dataset.map_batches(
             PredictBatch, fn_constructor_kwargs={"options": options, "torch_threads": 1},
-            batch_size=batch_size, batch_format="numpy", concurrency=num_workers,
+            batch_size=per_batch, batch_format="numpy", concurrency=min(num_workers, blocks),
             num_cpus=1, num_gpus=gpus_per_worker or None)
         # The writers take little CPU; a small share keeps them from waiting for a core the actors hold.
         write_args = {"ray_remote_args": {"num_cpus": 0.1}}
