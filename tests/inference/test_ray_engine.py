@@ -139,6 +139,13 @@ def test_cli_writes_jsonl_equal_to_the_in_process_path(ray_cluster: None, folder
     assert again.exit_code == 0 and "0 file(s) predicted, 6 already" in again.stdout
 
 
+def test_more_workers_than_cluster_cpus_is_refused(ray_cluster: None, folder: Path, options: PredictorOptions,
+                                                    tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="has 2 CPU"):
+        predict_with_ray([folder / "clip0.wav"], tmp_path, num_workers=3, options=options, progress=False)
+    assert not list(tmp_path.glob("*.parquet"))
+
+
 def test_cli_ray_needs_out_and_refuses_local_outputs(tmp_path: Path) -> None:
     no_out = CliRunner().invoke(app, ["predict", "--engine", "ray", str(tmp_path)])
     assert no_out.exit_code == 2 and "needs --out" in no_out.output
