@@ -41,6 +41,16 @@ class DownloadName(StrEnum):
     fer2013 = "fer2013"
 
 
+class Engine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class OutputFormat(StrEnum):
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
 def _err(message: str) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -439,18 +449,40 @@ def predict(
     window: Annotated[float, typer.Option(help="Video: seconds per timeline window.")] = 2.0,
     hop: Annotated[float, typer.Option(help="Video: seconds between window starts.")] = 1.0,
     frame_rate: Annotated[float, typer.Option(help="Video: frames per second searched for faces.")] = 4.0,
-    batch_size: Annotated[int, typer.Option(help="Audio clips decoded and classified per batch.")] = 32,
     adapt_speaker: Annotated[bool, typer.Option(help="The audio files are one speaker's clips, in order: adapt the "
                                                      "voice model to them as they are heard.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Audio clips decoded and classified per batch (ray: files per actor call).")] = 32,
+    engine: Annotated[Engine, typer.Option(help="local: in this process. ray: a Ray cluster's actor pool, results to --out.")] = Engine.local,
+    out: Annotated[Path | None, typer.Option(help="Ray: folder for the result files; files already there are skipped.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray: a running cluster (auto, ray://HOST:10001); default RAY_ADDRESS, else a local one.")] = None,
+    workers: Annotated[int, typer.Option(help="Ray: model actors, one CPU (and a GPU share) each.")] = 2,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="Ray: result file format.")] = OutputFormat.parquet,
     quiet: Quiet = False,
 ) -> None:
-    """Emotion from files: voice, face and words, and the fused result. Bad files are reported, not fatal."""
+    """Emotion from files: voice, face and words, and the fused result. Bad files are reported, not fatal.
+
+    PATHS may be glob patterns (quote them to let emofuse expand them, "clips/**/*.wav").
+    """
     from emofuse.inference.batch import predict_files
     from emofuse.inference.predictor import Predictor, PredictorConfig
     from emofuse.inference.writers import CsvWriter, print_table, write_jsonl
 
     config = _run(PredictorConfig.from_dict, {"video_window_s": window, "video_hop_s": hop,
                                               "video_frame_rate_hz": frame_rate, "voice_batch_size": batch_size})
+    if engine == Engine.ray:
+        if adapt_speaker:
+            _err("--adapt-speaker needs the clips in order, in one process: use --engine local")
+            raise typer.Exit(2)
+        if as_json or csv_path is not None:
+            _err("--json and --csv are for --engine local; with --engine ray the results go to --out")
+            raise typer.Exit(2)
+        _predict_on_ray(paths, out, address=address, workers=workers, batch_size=batch_size,
+                        output_format=output_format.value, voice_model=voice_model, face_model=face_model,
+                        words=words, config=config, quiet=quiet)
+        return
+    if out is not None:
+        _err("--out is for --engine ray; with --engine local use --json or --csv")
+        raise typer.Exit(2)
     predictor = _run(Predictor.from_shipped, voice_dir=voice_model, face_dir=face_model, words=words, config=config)
     results = _run(lambda: list(_predict_stream(predict_files(predictor, paths, progress=not quiet and not as_json,
                                                               transcribe=words, batch_size=batch_size,
@@ -462,6 +494,31 @@ def predict(
     if bad and not as_json:
         _err(f"{len(bad)} of {len(results)} file(s) could not be read (see the note column)")
     if results and len(bad) == len(results):
+        raise typer.Exit(1)
+
+
+def _predict_on_ray(paths: list[Path], out: Path | None, *, address: str | None, workers: int, batch_size: int,
+                    output_format: str, voice_model: Path | None, face_model: Path | None, words: bool, config: Any,
+                    quiet: bool) -> None:
+    from emofuse.inference.ray_engine import PredictorOptions, predict_with_ray
+
+    if out is None:
+        _err("--engine ray needs --out DIR for its result files")
+        raise typer.Exit(2)
+    options = PredictorOptions(voice_dir=str(voice_model) if voice_model else None,
+                               face_dir=str(face_model) if face_model else None, words=words, config=config)
+    run = _run(predict_with_ray, paths, out, address=address, num_workers=workers, batch_size=batch_size,
+               output_format=output_format, options=options, progress=not quiet)
+    console = _console()
+    console.print(f"{run.predicted} file(s) predicted, {run.skipped} already in {run.out_dir} skipped; "
+                  f"{run.rows} row(s) in {len(run.written)} new {output_format} file(s), {run.seconds:.1f} s",
+                  markup=False)
+    for aside in run.set_aside:
+        _err(f"{aside.name}: an unreadable result file (a run stopped while writing it?) was set aside; "
+             "its files were predicted again")
+    if run.unreadable:
+        _err(f"{run.unreadable} of {run.predicted} file(s) could not be read (see the problem column)")
+    if run.predicted and run.unreadable == run.predicted:
         raise typer.Exit(1)
 
 

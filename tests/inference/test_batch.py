@@ -51,6 +51,16 @@ def test_batched_voice_equals_one_by_one(tiny_predictor: Predictor, folder: Path
     np.testing.assert_allclose(batched, single, atol=1e-6)  # float32 sums in another order
 
 
+def test_glob_patterns_are_expanded(tmp_path: Path) -> None:
+    for name in ("b.wav", "a.wav", "sub/c.wav", "x.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert expand_paths([tmp_path / "*.wav"]) == [tmp_path / "a.wav", tmp_path / "b.wav"]
+    assert expand_paths([str(tmp_path / "**" / "*.wav")]) == [tmp_path / n for n in ("a.wav", "b.wav", "sub/c.wav")]
+    assert expand_paths([tmp_path / "s*"]) == [tmp_path / "sub" / "c.wav"]  # a matched folder is walked
+    assert expand_paths([tmp_path / "*.flac"]) == [tmp_path / "*.flac"]  # matches nothing: reported missing
+
+
 def test_missing_path_is_reported(tiny_predictor: Predictor, tmp_path: Path) -> None:
     [result] = predict_files(tiny_predictor, [tmp_path / "nope.wav"])
     assert result.status == "unreadable" and result.problem == "no such file"

@@ -6,6 +6,7 @@ stops the others. Results come back in input order (folders in sorted path order
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,19 +18,28 @@ from emofuse.inference.results import FileResult, Prediction, status_only
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given, and every file under each folder (recursive, sorted, hidden files skipped).
+    """Files as given, every file under each folder (recursive, sorted, hidden files skipped), and the
+    files a glob pattern matches (``clips/*.wav``, ``data/**/*.flac``; sorted) when no file has that name.
 
-    A path that does not exist is kept: :func:`predict_files` reports it.
+    A path that does not exist (or a pattern that matches nothing) is kept: :func:`predict_files` reports it.
     """
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*")
-                              if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)))
+            out.extend(_walk(path))
+        elif not path.exists() and glob.has_magic(str(raw)):
+            matches = sorted(Path(m) for m in glob.glob(str(raw), recursive=True))
+            for match in matches or [path]:
+                out.extend(_walk(match) if match.is_dir() else [match])
         else:
             out.append(path)
     return out
+
+
+def _walk(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def predict_files(predictor: Predictor, paths: Sequence[str | Path], *, progress: bool = False,

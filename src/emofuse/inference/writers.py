@@ -42,32 +42,48 @@ def write_jsonl(results: Iterable[FileResult], stream: IO[str]) -> Iterator[File
         yield result
 
 
+def flat_columns(label_sets: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The flat table's columns: ``path, kind, status, problem, start_s, end_s``, then per modality and
+    fused ``{name}_status, {name}_label, {name}_confidence, {name}_p_{label}...``, then ``words_text``."""
+    header = ["path", "kind", "status", "problem", "start_s", "end_s"]
+    for name in COLUMNS:
+        header += [f"{name}_status", f"{name}_label", f"{name}_confidence"]
+        header += [f"{name}_p_{label}" for label in label_sets.get(name, ())]
+    header.append("words_text")
+    return header
+
+
+def flat_rows(result: FileResult, label_sets: Mapping[str, tuple[str, ...]]) -> Iterator[dict[str, Any]]:
+    """:func:`rows` flattened to :func:`flat_columns`, values unformatted (``None`` where there is none)."""
+    for row in rows(result):
+        flat: dict[str, Any] = {k: row[k] for k in ("path", "kind", "status", "problem", "start_s", "end_s")}
+        for name in COLUMNS:
+            m = row[name]
+            flat[f"{name}_status"] = m["status"]
+            flat[f"{name}_label"] = m["label"]
+            flat[f"{name}_confidence"] = m["confidence"]
+            for label in label_sets.get(name, ()):
+                flat[f"{name}_p_{label}"] = m["probabilities"].get(label)
+        flat["words_text"] = row["words"].get("text")
+        yield flat
+
+
 class CsvWriter:
     """One CSV row per file (or video window); probability columns follow each modality's label set."""
 
     def __init__(self, stream: IO[str], label_sets: Mapping[str, tuple[str, ...]]) -> None:
         self.label_sets = {name: tuple(label_sets.get(name, ())) for name in COLUMNS}
-        header = ["path", "kind", "status", "problem", "start_s", "end_s"]
-        for name in COLUMNS:
-            header += [f"{name}_status", f"{name}_label", f"{name}_confidence"]
-            header += [f"{name}_p_{label}" for label in self.label_sets[name]]
-        header.append("words_text")
-        self.writer = csv.DictWriter(stream, fieldnames=header, extrasaction="raise")
+        self.writer = csv.DictWriter(stream, fieldnames=flat_columns(self.label_sets), extrasaction="raise")
         self.stream = stream
         self.writer.writeheader()
 
     def write(self, result: FileResult) -> None:
-        for row in rows(result):
-            flat: dict[str, Any] = {k: row[k] for k in ("path", "kind", "status", "problem", "start_s", "end_s")}
-            for name in COLUMNS:
-                m = row[name]
-                flat[f"{name}_status"] = m["status"]
-                flat[f"{name}_label"] = m["label"] or ""
-                flat[f"{name}_confidence"] = "" if m["confidence"] is None else f"{m['confidence']:.4f}"
-                for label in self.label_sets[name]:
-                    p = m["probabilities"].get(label)
-                    flat[f"{name}_p_{label}"] = "" if p is None else f"{p:.4f}"
-            flat["words_text"] = row["words"].get("text") or ""
+        for flat in flat_rows(result, self.label_sets):
+            for key, value in flat.items():
+                if key.endswith("_confidence") or "_p_" in key:
+                    flat[key] = "" if value is None else f"{value:.4f}"
+                elif key.endswith(("_label", "_text")):
+                    flat[key] = value or ""
             self.writer.writerow(flat)
         self.stream.flush()
 
