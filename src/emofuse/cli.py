@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Get, inspect and check datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+export_app = typer.Typer(help="Export saved models for deployment.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 
 class DatasetName(StrEnum):
@@ -34,6 +36,15 @@ class DatasetName(StrEnum):
     folder = "folder"
     manifest = "manifest"
     custom = "custom"
+
+
+class Runtime(StrEnum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+RuntimeOption = Annotated[Runtime, typer.Option(help="torch, or onnx: the exported graphs in onnxruntime "
+                                                     "(exported into the cache on first use).")]
 
 
 class DownloadName(StrEnum):
@@ -317,6 +328,26 @@ def _print_record(record: Any, out: Path) -> None:
                       f"{record.device}; run saved in {out}")
 
 
+@export_app.command("onnx")
+def export_onnx(
+    source: Annotated[str, typer.Argument(help="voice, face or text (a shipped model), a saved model folder, "
+                                               "or a run directory from `emofuse train`.")],
+    out: Annotated[Path, typer.Option("--out", help="The .onnx file to write (its sidecar goes to FILE.json).")],
+    fold: Annotated[str | None, typer.Option(help="Which fold's model of a run with several.")] = None,
+    check: Annotated[bool, typer.Option(help="Run the file in onnxruntime and compare with torch (1e-4).")] = True,
+) -> None:
+    """Export a model to ONNX: its tensor input to probabilities, dynamic batch and time axes."""
+    from emofuse.export import export_onnx as export
+
+    if out.suffix != ".onnx":
+        _err(f"--out should name a .onnx file, not {out}")
+        raise typer.Exit(2)
+    result = _run(export, source, out, fold=fold, check=check)
+    checked = f"; onnxruntime vs torch max abs difference {result.max_abs_diff:.1e}" if check else ""
+    _console().print(f"{result.model} ({result.kind}) -> {result.path} and {result.sidecar.name}{checked}",
+                     markup=False)
+
+
 @app.command("evaluate")
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `emofuse train`.")],
@@ -424,6 +455,8 @@ def predict(
     hop: Annotated[float, typer.Option(help="Video: seconds between window starts.")] = 1.0,
     frame_rate: Annotated[float, typer.Option(help="Video: frames per second searched for faces.")] = 4.0,
     batch_size: Annotated[int, typer.Option(help="Audio clips decoded and classified per batch.")] = 32,
+    runtime: RuntimeOption = Runtime.torch,
+    onnx_threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads [default: one per core].")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Emotion from files: voice, face and words, and the fused result. Bad files are reported, not fatal."""
@@ -433,7 +466,8 @@ def predict(
 
     config = _run(PredictorConfig.from_dict, {"video_window_s": window, "video_hop_s": hop,
                                               "video_frame_rate_hz": frame_rate, "voice_batch_size": batch_size})
-    predictor = _run(Predictor.from_shipped, voice_dir=voice_model, face_dir=face_model, words=words, config=config)
+    predictor = _run(Predictor.from_shipped, voice_dir=voice_model, face_dir=face_model, words=words, config=config,
+                     runtime=runtime.value, onnx_threads=onnx_threads)
     results = _run(lambda: list(_predict_stream(predict_files(predictor, paths, progress=not quiet and not as_json,
                                                               transcribe=words, batch_size=batch_size),
                                                 as_json, csv_path, predictor, write_jsonl, CsvWriter)))
@@ -474,6 +508,7 @@ def serve(
     voice_model: Annotated[Path | None, typer.Option(help="A saved voice model instead of the shipped one.")] = None,
     face_model: Annotated[Path | None, typer.Option(help="A saved face model instead of the shipped one.")] = None,
     words: Annotated[bool, typer.Option(help="Speech-to-text and the text model, when installed.")] = True,
+    runtime: RuntimeOption = Runtime.torch,
 ) -> None:
     """The web service and the live page at http://HOST:PORT/ (API docs at /docs)."""
     from emofuse.serving.app import run_server
@@ -483,7 +518,7 @@ def serve(
         "host": host, "port": port, "workers": workers, "max_upload_bytes": int(max_upload_mb * 1_000_000),
         "request_timeout_s": timeout, "cors_origins": list(cors_origin or []),
         "voice_model": str(voice_model) if voice_model else None,
-        "face_model": str(face_model) if face_model else None, "words": words})
+        "face_model": str(face_model) if face_model else None, "words": words, "runtime": runtime.value})
     _run(run_server, settings)
 
 
