@@ -57,7 +57,7 @@ def test_shipped_voice_on_speechlike_audio(shipped_pairs: Any) -> None:
 
 
 def test_shipped_voice_on_real_speech(shipped_pairs: Any, real_data: Path) -> None:
-    clips = sorted((real_data / "ravdess-speech-16k" / "Actor_01").glob("*.wav"))[:3]
+    clips = sorted((real_data / "ravdess-speech-16k" / "Actor_01").glob("*.flac"))[:3]
     torch_model, onnx_model = shipped_pairs("voice")
     np.testing.assert_allclose(onnx_model.predict_proba(clips), torch_model.predict_proba(clips), rtol=0, atol=TOL)
 

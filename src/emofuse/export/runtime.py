@@ -58,7 +58,7 @@ class OnnxModel:
         self.threads = threads
         self.session = new_session(self.path, threads=threads)
         self.input_names = [i["name"] for i in self.meta["inputs"]]
-        self._prepare = _preprocessor(self.kind, self.meta)
+        self.prepare = _preprocessor(self.kind, self.meta)
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> OnnxModel:
@@ -71,7 +71,7 @@ class OnnxModel:
     def predict_proba(self, X: Sequence[Any]) -> np.ndarray:
         out = [np.zeros((0, len(self.labels_)))]
         for start in range(0, len(X), self.batch_size):
-            out.append(self.run(self._prepare(X[start : start + self.batch_size])))
+            out.append(self.run(self.prepare(X[start : start + self.batch_size])))
         return np.concatenate(out)
 
 
