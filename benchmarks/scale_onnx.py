@@ -32,7 +32,6 @@ from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import timed  # noqa: E402
 
