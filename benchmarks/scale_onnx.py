@@ -66,10 +66,7 @@ def measure_onnx(models: Sequence[str] = ("voice", "face"), *, threads: int = 1,
     import torch
 
     from emofuse.evaluation.results import git_commit
-    from emofuse.export import OnnxModel, export_onnx
-    from emofuse.export.onnx import build_graph
     from emofuse.inference.models import shipped_model_dir
-    from emofuse.models import load_model
 
     torch.set_num_threads(threads)
     out: dict[str, Any] = {
@@ -82,39 +79,52 @@ def measure_onnx(models: Sequence[str] = ("voice", "face"), *, threads: int = 1,
             folder = shipped_model_dir(name)
             if folder is None:
                 continue
-            export = export_onnx(folder, Path(tmp) / f"{name}.onnx")
-            torch_model, onnx_model = load_model(folder), OnnxModel.load(export.path, threads=threads)
-            module = build_graph(torch_model).module.eval()
-            X, what = _inputs(name)
-            one = onnx_model.prepare(X)  # the graph's inputs, by name, for one clip
-            many = onnx_model.prepare(X * batch)
-            torch_one = [torch.from_numpy(v) for v in one.values()]
-            torch_many = [torch.from_numpy(v) for v in many.values()]
-
-            def torch_graph(inputs: list[Any]) -> Any:
-                with torch.inference_mode():
-                    return module(*inputs)
-
-            row: dict[str, Any] = {"model": export.model, "input": what, "max_abs_diff": export.max_abs_diff}
-            for runtime, call_one, call_many, predict in (
-                ("torch", lambda: torch_graph(torch_one), lambda: torch_graph(torch_many),
-                 lambda: torch_model.predict_proba(X)),
-                ("onnxruntime", lambda: onnx_model.run(one), lambda: onnx_model.run(many),
-                 lambda: onnx_model.predict_proba(X)),
-            ):
-                latency = timed(call_one, runs, warmup)
-                batched = timed(call_many, max(5, runs // 4), 2)
-                row[runtime] = {
-                    "graph_batch1": latency,
-                    "graph_batched": {**batched, "clips_per_s": round(batch * 1000 / batched["p50_ms"], 1)},
-                    "end_to_end_batch1": timed(predict, max(5, runs // 3), 2),
-                }
-            row["speedup_batch1"] = round(row["torch"]["graph_batch1"]["p50_ms"]
-                                          / row["onnxruntime"]["graph_batch1"]["p50_ms"], 2)
-            row["speedup_batched"] = round(row["torch"]["graph_batched"]["p50_ms"]
-                                           / row["onnxruntime"]["graph_batched"]["p50_ms"], 2)
-            out["models"][name] = row
+            out["models"][name] = _measure_model(name, folder, Path(tmp), threads=threads, runs=runs,
+                                                 warmup=warmup, batch=batch)
     return out
+
+
+def _measure_model(name: str, folder: Path, tmp: Path, *, threads: int, runs: int, warmup: int,
+                   batch: int) -> dict[str, Any]:
+    """One shipped model: export it, then time the graph in both runtimes and predict_proba end to end."""
+    import torch
+
+    from emofuse.export import OnnxModel, export_onnx
+    from emofuse.export.onnx import build_graph
+    from emofuse.models import load_model
+
+    export = export_onnx(folder, tmp / f"{name}.onnx")
+    torch_model, onnx_model = load_model(folder), OnnxModel.load(export.path, threads=threads)
+    module = build_graph(torch_model).module.eval()
+    X, what = _inputs(name)
+    one = onnx_model.prepare(X)  # the graph's inputs, by name, for one clip
+    many = onnx_model.prepare(X * batch)
+    torch_one = [torch.from_numpy(v) for v in one.values()]
+    torch_many = [torch.from_numpy(v) for v in many.values()]
+
+    def torch_graph(inputs: list[Any]) -> Any:
+        with torch.inference_mode():
+            return module(*inputs)
+
+    row: dict[str, Any] = {"model": export.model, "input": what, "max_abs_diff": export.max_abs_diff}
+    for runtime, call_one, call_many, predict in (
+        ("torch", lambda: torch_graph(torch_one), lambda: torch_graph(torch_many),
+         lambda: torch_model.predict_proba(X)),
+        ("onnxruntime", lambda: onnx_model.run(one), lambda: onnx_model.run(many),
+         lambda: onnx_model.predict_proba(X)),
+    ):
+        latency = timed(call_one, runs, warmup)
+        batched = timed(call_many, max(5, runs // 4), 2)
+        row[runtime] = {
+            "graph_batch1": latency,
+            "graph_batched": {**batched, "clips_per_s": round(batch * 1000 / batched["p50_ms"], 1)},
+            "end_to_end_batch1": timed(predict, max(5, runs // 3), 2),
+        }
+    row["speedup_batch1"] = round(row["torch"]["graph_batch1"]["p50_ms"]
+                                  / row["onnxruntime"]["graph_batch1"]["p50_ms"], 2)
+    row["speedup_batched"] = round(row["torch"]["graph_batched"]["p50_ms"]
+                                   / row["onnxruntime"]["graph_batched"]["p50_ms"], 2)
+    return row
 
 
 def main() -> None:
