@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Get, inspect and check datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+export_app = typer.Typer(help="Export saved models for deployment.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 
 
 class DatasetName(StrEnum):
@@ -34,6 +36,15 @@ class DatasetName(StrEnum):
     folder = "folder"
     manifest = "manifest"
     custom = "custom"
+
+
+class Runtime(StrEnum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+RuntimeOption = Annotated[Runtime, typer.Option(help="torch, or onnx: the exported graphs in onnxruntime "
+                                                     "(exported into the cache on first use).")]
 
 
 class DownloadName(StrEnum):
@@ -343,6 +354,26 @@ def _print_record(record: Any, out: Path) -> None:
                       f"{record.device}; run saved in {out}")
 
 
+@export_app.command("onnx")
+def export_onnx(
+    source: Annotated[str, typer.Argument(help="voice, face or text (a shipped model), a saved model folder, "
+                                               "or a run directory from `emofuse train`.")],
+    out: Annotated[Path, typer.Option("--out", help="The .onnx file to write (its sidecar goes to FILE.json).")],
+    fold: Annotated[str | None, typer.Option(help="Which fold's model of a run with several.")] = None,
+    check: Annotated[bool, typer.Option(help="Run the file in onnxruntime and compare with torch (1e-4).")] = True,
+) -> None:
+    """Export a model to ONNX: its tensor input to probabilities, dynamic batch and time axes."""
+    from emofuse.export import export_onnx as export
+
+    if out.suffix != ".onnx":
+        _err(f"--out should name a .onnx file, not {out}")
+        raise typer.Exit(2)
+    result = _run(export, source, out, fold=fold, check=check)
+    checked = f"; onnxruntime vs torch max abs difference {result.max_abs_diff:.1e}" if check else ""
+    _console().print(f"{result.model} ({result.kind}) -> {result.path} and {result.sidecar.name}{checked}",
+                     markup=False)
+
+
 @app.command("evaluate")
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `emofuse train`.")],
@@ -443,8 +474,8 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="Audio files, images, videos, .txt files or folders (recursive).")],
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout: one per file (per window for video).")] = False,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write one CSV row per file (per window for video).")] = None,
-    voice_model: Annotated[Path | None, typer.Option(help="A saved voice model instead of the shipped one.")] = None,
-    face_model: Annotated[Path | None, typer.Option(help="A saved face model instead of the shipped one.")] = None,
+    voice_model: Annotated[Path | None, typer.Option(help="A saved voice model (or, with --runtime onnx, an exported .onnx) instead of the shipped one.")] = None,
+    face_model: Annotated[Path | None, typer.Option(help="A saved face model (or, with --runtime onnx, an exported .onnx) instead of the shipped one.")] = None,
     words: Annotated[bool, typer.Option(help="Speech-to-text and the text model, when installed.")] = True,
     window: Annotated[float, typer.Option(help="Video: seconds per timeline window.")] = 2.0,
     hop: Annotated[float, typer.Option(help="Video: seconds between window starts.")] = 1.0,
@@ -457,6 +488,8 @@ def predict(
     address: Annotated[str | None, typer.Option(help="Ray: a running cluster (auto, ray://HOST:10001); default RAY_ADDRESS, else a local one.")] = None,
     workers: Annotated[int, typer.Option(help="Ray: model actors, one CPU (and a GPU share) each.")] = 2,
     output_format: Annotated[OutputFormat, typer.Option("--format", help="Ray: result file format.")] = OutputFormat.parquet,
+    runtime: RuntimeOption = Runtime.torch,
+    onnx_threads: Annotated[int | None, typer.Option(help="onnxruntime intra-op threads [default: one per core].")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Emotion from files: voice, face and words, and the fused result. Bad files are reported, not fatal.
@@ -478,12 +511,13 @@ def predict(
             raise typer.Exit(2)
         _predict_on_ray(paths, out, address=address, workers=workers, batch_size=batch_size,
                         output_format=output_format.value, voice_model=voice_model, face_model=face_model,
-                        words=words, config=config, quiet=quiet)
+                        words=words, config=config, runtime=runtime.value, quiet=quiet)
         return
     if out is not None:
         _err("--out is for --engine ray; with --engine local use --json or --csv")
         raise typer.Exit(2)
-    predictor = _run(Predictor.from_shipped, voice_dir=voice_model, face_dir=face_model, words=words, config=config)
+    predictor = _run(Predictor.from_shipped, voice_dir=voice_model, face_dir=face_model, words=words, config=config,
+                     runtime=runtime.value, onnx_threads=onnx_threads)
     results = _run(lambda: list(_predict_stream(predict_files(predictor, paths, progress=not quiet and not as_json,
                                                               transcribe=words, batch_size=batch_size,
                                                               adapt_speaker=adapt_speaker),
@@ -499,14 +533,15 @@ def predict(
 
 def _predict_on_ray(paths: list[Path], out: Path | None, *, address: str | None, workers: int, batch_size: int,
                     output_format: str, voice_model: Path | None, face_model: Path | None, words: bool, config: Any,
-                    quiet: bool) -> None:
+                    runtime: str, quiet: bool) -> None:
     from emofuse.inference.ray_engine import PredictorOptions, predict_with_ray
 
     if out is None:
         _err("--engine ray needs --out DIR for its result files")
         raise typer.Exit(2)
     options = PredictorOptions(voice_dir=str(voice_model) if voice_model else None,
-                               face_dir=str(face_model) if face_model else None, words=words, config=config)
+                               face_dir=str(face_model) if face_model else None, words=words, config=config,
+                               runtime=runtime)
     run = _run(predict_with_ray, paths, out, address=address, num_workers=workers, batch_size=batch_size,
                output_format=output_format, options=options, progress=not quiet)
     console = _console()
@@ -547,9 +582,10 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MB (413 beyond).")] = 50.0,
     timeout: Annotated[float, typer.Option(help="Seconds one request may take before a 504.")] = 60.0,
     cors_origin: Annotated[list[str] | None, typer.Option(help="Allow this browser origin (CORS is off by default).")] = None,
-    voice_model: Annotated[Path | None, typer.Option(help="A saved voice model instead of the shipped one.")] = None,
-    face_model: Annotated[Path | None, typer.Option(help="A saved face model instead of the shipped one.")] = None,
+    voice_model: Annotated[Path | None, typer.Option(help="A saved voice model (or, with --runtime onnx, an exported .onnx) instead of the shipped one.")] = None,
+    face_model: Annotated[Path | None, typer.Option(help="A saved face model (or, with --runtime onnx, an exported .onnx) instead of the shipped one.")] = None,
     words: Annotated[bool, typer.Option(help="Speech-to-text and the text model, when installed.")] = True,
+    runtime: RuntimeOption = Runtime.torch,
 ) -> None:
     """The web service and the live page at http://HOST:PORT/ (API docs at /docs)."""
     from emofuse.serving.app import run_server
@@ -559,7 +595,7 @@ def serve(
         "host": host, "port": port, "workers": workers, "max_upload_bytes": int(max_upload_mb * 1_000_000),
         "request_timeout_s": timeout, "cors_origins": list(cors_origin or []),
         "voice_model": str(voice_model) if voice_model else None,
-        "face_model": str(face_model) if face_model else None, "words": words})
+        "face_model": str(face_model) if face_model else None, "words": words, "runtime": runtime.value})
     _run(run_server, settings)
 
 

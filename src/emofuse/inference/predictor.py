@@ -88,21 +88,25 @@ class Predictor:
     @classmethod
     def from_shipped(cls, *, voice_dir: str | Path | None = None, face_dir: str | Path | None = None,
                      words: bool = True, detector_backend: str = "auto",
-                     config: PredictorConfig | None = None) -> Predictor:
+                     config: PredictorConfig | None = None, runtime: str = "torch",
+                     onnx_threads: int | None = None) -> Predictor:
         """The default models shipped in the package (or the saved models in ``voice_dir`` / ``face_dir``).
 
         A model that is not installed leaves its modality ``unavailable``; nothing is downloaded.
+        ``runtime="onnx"`` runs each model's exported graph in onnxruntime instead (exported into
+        the cache on first use; ``voice_dir`` / ``face_dir`` may also name ``.onnx`` files), with
+        ``onnx_threads`` intra-op threads per call (None: onnxruntime's default).
         """
         from emofuse.features.face import FaceDetector
-        from emofuse.models import load_model
 
+        load = _model_loader(runtime, onnx_threads)
         sources: dict[str, Path | None] = {
             "voice": Path(voice_dir) if voice_dir else shipped_model_dir("voice"),
             "face": Path(face_dir) if face_dir else shipped_model_dir("face"),
         }
-        voice = load_model(sources["voice"]) if sources["voice"] else None
-        face = load_model(sources["face"]) if sources["face"] else None
-        text_model, transcriber = load_words_components() if words else (None, None)
+        voice = load(sources["voice"]) if sources["voice"] else None
+        face = load(sources["face"]) if sources["face"] else None
+        text_model, transcriber = load_words_components(load=load) if words else (None, None)
         sources["words"] = shipped_model_dir("text") if text_model is not None else None
         return cls(voice=voice, face=face, text_model=text_model, transcriber=transcriber,
                    detector=FaceDetector(backend=detector_backend), config=config, sources=sources)
@@ -379,7 +383,20 @@ def _mean_over(results: Sequence[ModalityResult], mask: np.ndarray, *, no_result
                           detail=f"mean over {len(chosen)} frame(s) with a face")
 
 
-def load_words_components() -> tuple[Any, Any]:
+def _model_loader(runtime: str, onnx_threads: int | None) -> Any:
+    """``load(path)`` for the runtime: a saved model in torch, or its exported graph in onnxruntime."""
+    if runtime == "torch":
+        from emofuse.models import load_model
+
+        return load_model
+    if runtime == "onnx":
+        from emofuse.export.runtime import cached_onnx_model
+
+        return lambda source: cached_onnx_model(source, threads=onnx_threads)
+    raise ConfigError(f"runtime must be 'torch' or 'onnx', not {runtime!r}")
+
+
+def load_words_components(*, load: Any = None) -> tuple[Any, Any]:
     """The text model and the transcriber, when this installation has them; ``(None, None)`` otherwise.
 
     The one seam where the words branch plugs in: the text classifier shipped in
@@ -392,7 +409,7 @@ def load_words_components() -> tuple[Any, Any]:
     from emofuse.models import load_model
 
     text_dir = shipped_model_dir("text")
-    text_model = load_model(text_dir) if text_dir is not None else None
+    text_model = (load or load_model)(text_dir) if text_dir is not None else None
     transcriber = None
     try:
         speech = importlib.import_module("emofuse.speech")

@@ -49,12 +49,14 @@ class PredictorOptions:
     face_dir: str | None = None
     words: bool = True
     config: PredictorConfig = field(default_factory=PredictorConfig)
+    runtime: str = "torch"  # or "onnx": each actor runs the exported graphs in onnxruntime (one thread)
 
     def identity(self) -> dict[str, Any]:
         """The options that change answers (batch sizes do not), as recorded in ``_emofuse_ray.json``."""
         config = {k: v for k, v in asdict(self.config).items() if not k.endswith("_batch_size")}
         return {"voice_model": _absolute(self.voice_dir), "face_model": _absolute(self.face_dir),
-                "words": self.words, "predictor": config}
+                "words": self.words, "predictor": config,
+                **({"runtime": self.runtime} if self.runtime != "torch" else {})}
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ class PredictBatch:
         torch.set_num_threads(torch_threads)  # one core per actor; Ray places the actors on cores
         self.words = options.words
         self.predictor = Predictor.from_shipped(voice_dir=options.voice_dir, face_dir=options.face_dir,
-                                                words=options.words, config=options.config)
+                                                words=options.words, config=options.config, runtime=options.runtime,
+                                                onnx_threads=torch_threads)
         self.label_sets = self.predictor.label_sets()
         self.schema = result_schema(self.label_sets)
 

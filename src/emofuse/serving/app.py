@@ -71,7 +71,8 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
 def _load_predictor(settings: ServeSettings) -> Any:
     from emofuse.inference.predictor import Predictor
 
-    return Predictor.from_shipped(voice_dir=settings.voice_model, face_dir=settings.face_model, words=settings.words)
+    return Predictor.from_shipped(voice_dir=settings.voice_model, face_dir=settings.face_model, words=settings.words,
+                                  runtime=settings.runtime, onnx_threads=settings.torch_threads)
 
 
 def _warm_up(predictor: Any) -> None:

@@ -23,6 +23,7 @@ class ServeSettings:
     voice_model: str | None = None  # a saved model folder instead of the shipped one
     face_model: str | None = None
     words: bool = True
+    runtime: str = "torch"  # or "onnx": the exported graphs in onnxruntime, torch_threads intra-op threads each
     warm_up: bool = True  # one tiny prediction per modality at startup, so the first user waits less
     # The live stream (WS /v1/stream): its own inference threads, so uploads queued on the main
     # workers never hold back a live face or voice update.
@@ -40,6 +41,8 @@ class ServeSettings:
             raise ConfigError("workers, max_pending and max_upload_bytes must be at least 1")
         if self.request_timeout_s <= 0 or self.stream_update_s <= 0:
             raise ConfigError("timeouts and intervals must be positive")
+        if self.runtime not in ("torch", "onnx"):
+            raise ConfigError(f"runtime must be 'torch' or 'onnx', not {self.runtime!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ServeSettings:
