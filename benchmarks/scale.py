@@ -41,7 +41,7 @@ def summarise(ray: dict[str, Any] | None, onnx: dict[str, Any] | None) -> dict[s
         summary["in_process"] = ray.get("in_process")
     if onnx is not None:
         verdict = {}
-        for name, m in onnx.get("models", {}).items():
+        for name, m in {**onnx.get("models", {}), **onnx.get("registry", {})}.items():
             t, o = m["torch"], m["onnxruntime"]
             per_clip = {kind: {"torch": t[kind]["p50_ms"], "onnx": o[kind]["p50_ms"]}
                         for kind in ("graph_batch1", "end_to_end_batch1")}
@@ -56,7 +56,7 @@ def summarise(ray: dict[str, Any] | None, onnx: dict[str, Any] | None) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from scale_onnx import measure_onnx
+    from scale_onnx import REGISTRY_NETS, measure_onnx, measure_registry
     from scale_ray import DEFAULT_DATA, measure_ray
 
     from emofuse._io import write_json
@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    onnx = None if "onnx" in args.skip else measure_onnx(args.models, threads=1, runs=args.runs)
+    onnx = None
+    if "onnx" not in args.skip:
+        onnx = measure_onnx(args.models, threads=1, runs=args.runs)
+        onnx["registry"] = measure_registry(REGISTRY_NETS, threads=1, runs=args.runs)
     ray = None if "ray" in args.skip else measure_ray(data=args.data, clips=args.clips,
                                                      workers=[int(w) for w in args.workers.split(",")])
     record = {"benchmark": "scale", "command": " ".join(["python", *sys.argv]), "summary": summarise(ray, onnx),

@@ -84,16 +84,58 @@ def measure_onnx(models: Sequence[str] = ("voice", "face"), *, threads: int = 1,
     return out
 
 
+# The other torch networks of the registry, at their default sizes (random weights: speed does not
+# depend on what the weights learnt). The Whisper and text-encoder models are the shipped ones above.
+REGISTRY_NETS = ("voice_lstm", "voice_gru", "voice_cnn1d", "voice_cnn2d", "voice_crnn", "face_cnn", "face_resnet")
+
+
+def _untrained(name: str) -> Any:
+    import torch
+
+    from emofuse.labels import FER7, RAVDESS8
+    from emofuse.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name)
+    if name.startswith("voice"):
+        n = model.features.n_features
+        model.net_ = model._new_net(len(RAVDESS8)).eval()
+        model.net_.set_normalisation(torch.randn(n), torch.rand(n) + 0.5)
+        model.labels_ = RAVDESS8
+    else:
+        model.net_ = model._new_net(len(FER7)).eval()
+        model.net_.set_normalisation(0.5, 0.2)
+        model.labels_ = FER7
+    return model
+
+
+def measure_registry(names: Sequence[str] = REGISTRY_NETS, *, threads: int = 1, runs: int = 30, warmup: int = 5,
+                     batch: int = 16) -> dict[str, Any]:
+    """The same timings for every other torch network of the registry, untrained, at default sizes."""
+    import torch
+
+    torch.set_num_threads(threads)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            folder = Path(tmp) / name
+            _untrained(name).save(folder)
+            out[name] = _measure_model("voice" if name.startswith("voice") else "face", folder, Path(tmp),
+                                       threads=threads, runs=runs, warmup=warmup, batch=batch, stem=name)
+    return out
+
+
 def _measure_model(name: str, folder: Path, tmp: Path, *, threads: int, runs: int, warmup: int,
-                   batch: int) -> dict[str, Any]:
-    """One shipped model: export it, then time the graph in both runtimes and predict_proba end to end."""
+                   batch: int, stem: str | None = None) -> dict[str, Any]:
+    """One model: export it, then time the graph in both runtimes and predict_proba end to end.
+    ``name`` (voice, face, text) picks the input."""
     import torch
 
     from emofuse.export import OnnxModel, export_onnx
     from emofuse.export.onnx import build_graph
     from emofuse.models import load_model
 
-    export = export_onnx(folder, tmp / f"{name}.onnx")
+    export = export_onnx(folder, tmp / f"{stem or name}.onnx")
     torch_model, onnx_model = load_model(folder), OnnxModel.load(export.path, threads=threads)
     module = build_graph(torch_model).module.eval()
     X, what = _inputs(name)
@@ -129,13 +171,16 @@ def _measure_model(name: str, folder: Path, tmp: Path, *, threads: int, runs: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["voice", "face"])
+    parser.add_argument("--models", nargs="*", default=["voice", "face", "text"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--registry", nargs="*", default=list(REGISTRY_NETS),
+                        help="other registry networks to time, untrained (none: --registry)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = measure_onnx(args.models, threads=args.threads, runs=args.runs, batch=args.batch)
+    result["registry"] = measure_registry(args.registry, threads=args.threads, runs=args.runs, batch=args.batch)
     from emofuse._io import write_json
 
     write_json(args.results, result)
