@@ -114,7 +114,37 @@ def render() -> str:
                   speed_table("face_speed.json", "detection_only,crop_classification,frame_detection_plus_classification")]
     parts.append(whisper_speed())
     parts += serve_tables()
+    parts += scale_tables()
     return "".join(parts)
+
+
+def scale_tables() -> list[str]:
+    path = RESULTS / "scale.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    parts = ["\n### Scale and deploy (`benchmarks/results/scale.json`)\n", f"`{d['command']}`\n\n"]
+    summary = d["summary"]
+    if d.get("ray"):
+        ray, ip = d["ray"]["ray"], summary["in_process"]
+        parts += [f"Batch prediction of {d['ray']['clips']} clips ({d['ray']['source']}, voice only): "
+                  f"in-process {ip['torch_threads_1']['clips_per_s']} clips/s on 1 thread, "
+                  f"{ip['torch_threads_2']['clips_per_s']} on 2.\n\n",
+                  "| Ray actors | clips/s, one run | clips/s once started | cluster start s | run start-up s |\n"
+                  "|---|---|---|---|---|\n"]
+        for key, r in sorted(ray.items()):
+            parts.append(f"| {key.split('_')[1]} | {r['clips_per_s']} | {r['steady_clips_per_s']} | "
+                         f"{r['cluster_start_s']} | {r['run_overhead_s']} |\n")
+    if d.get("onnx"):
+        parts += [f"\nonnxruntime vs torch, {d['onnx']['threads']} thread, p50 (ms) per clip and clips/s at batch "
+                  f"{d['onnx']['batch']}:\n\n",
+                  "| model | graph, batch 1 torch / ort | `predict_proba` of one clip torch / ort "
+                  "| batch clips/s torch / ort | ort no slower per clip |\n|---|---|---|---|---|\n"]
+        for name, v in summary["onnx_vs_torch"].items():
+            g, e, b = v["graph_batch1"], v["end_to_end_batch1"], v["graph_batched_clips_per_s"]
+            parts.append(f"| {name} | {g['torch']} / {g['onnx']} | {e['torch']} / {e['onnx']} | {b['torch']} / "
+                         f"{b['onnx']} | {'yes' if v['per_clip_not_slower'] else 'NO'} |\n")
+    return parts
 
 
 def serve_tables() -> list[str]:

@@ -168,7 +168,8 @@ def _run_pipeline(ray: Any, todo: list[dict[str, Any]], out: Path, *, num_worker
         dataset = ray.data.from_items(todo, override_num_blocks=blocks)
         predicted = dataset.map_batches(
             PredictBatch, fn_constructor_kwargs={"options": options, "torch_threads": 1},
-            batch_size=per_batch, batch_format="numpy", concurrency=min(num_workers, blocks),
+            batch_size=per_batch, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=min(num_workers, blocks)),
             num_cpus=1, num_gpus=gpus_per_worker or None)
         # The writers take little CPU; a small share keeps them from waiting for a core the actors hold.
         write_args = {"ray_remote_args": {"num_cpus": 0.1}}
