@@ -276,6 +276,8 @@ def train(
     folds: Annotated[str | None, typer.Option(help="Comma-separated subset of folds, e.g. fold1,fold2.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many training clips per fold (quick runs).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    inputs: Annotated[str, typer.Option(help="auto, or transcripts: feed a text model what Whisper hears in an "
+                                             "audio dataset's clips.")] = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Train MODEL on every fold of PROTOCOL and score it on each fold's unseen test set.
@@ -287,12 +289,12 @@ def train(
 
     with distributed.process_group():
         _train(model, data, protocol, out, device, epochs, batch_size, lr, augment, config, seed, folds, limit,
-               resume, quiet)
+               resume, inputs, quiet)
 
 
 def _train(model: str, data: list[str], protocol: str, out: Path | None, device: str | None, epochs: int | None,
            batch_size: int | None, lr: float | None, augment: str | None, config: Path | None, seed: int,
-           folds: str | None, limit: int | None, resume: bool, quiet: bool) -> None:
+           folds: str | None, limit: int | None, resume: bool, inputs: str, quiet: bool) -> None:
     import datetime
 
     from emofuse.training import distributed
@@ -312,7 +314,8 @@ def _train(model: str, data: list[str], protocol: str, out: Path | None, device:
         out = distributed.broadcast_object(Path("runs") / f"{model}-{protocol}" / stamp)  # one stamp for all ranks
     experiment = _run(ExperimentConfig.from_dict, {
         "model": model, "data": _parse_data(data), "protocol": protocol, "out": str(out), "seed": seed,
-        "model_params": params, "folds": folds.split(",") if folds else None, "limit_per_fold": limit})
+        "model_params": params, "folds": folds.split(",") if folds else None, "limit_per_fold": limit,
+        "inputs": inputs})
     record = _run(run_experiment, experiment, resume=resume, progress=not quiet)
     if distributed.is_main():
         _print_record(record, out)

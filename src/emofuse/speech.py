@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,13 @@ class Transcriber:
 
 def _mean_logprob(segments: tuple[Segment, ...]) -> float:
     return float(np.mean([s.avg_logprob for s in segments])) if segments else 0.0
+
+
+def transcribe_files(paths: Sequence[str | Path], *, transcriber: Transcriber | None = None,
+                     progress: bool = False, description: str = "transcribing") -> list[Transcript]:
+    """One :class:`Transcript` per audio file, in order (each cached by content, so a second call is fast)."""
+    from emofuse._progress import track
+
+    transcriber = transcriber or Transcriber()
+    return [transcriber.transcribe(path) for path in track(paths, description=description, total=len(paths),
+                                                           enabled=progress)]

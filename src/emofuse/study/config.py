@@ -68,6 +68,7 @@ class ModelEntry:
     seeds: list[int] | None = None  # default: the study's seeds
     folds: dict[str, list[str]] | None = None  # protocol -> run only these folds (reduced runs)
     limit_per_fold: int | None = None  # at most this many training samples per fold (reduced runs)
+    inputs: str = "auto"  # "transcripts": a text model fed what Whisper hears in an audio dataset's clips
     enabled: bool = True
     description: str = ""
     references: dict[str, list[Reference]] = field(default_factory=dict)

@@ -72,7 +72,7 @@ def experiment_config(config: StudyConfig, entry: ModelEntry, cell: Cell) -> Any
     return ExperimentConfig.from_dict({
         "model": entry.model, "data": {dataset: config.data[dataset]}, "protocol": cell.protocol,
         "out": str(cell.dir), "seed": cell.seed, "model_params": entry.params, "folds": (entry.folds or {}).get(cell.protocol),
-        "limit_per_fold": entry.limit_per_fold})
+        "limit_per_fold": entry.limit_per_fold, "inputs": entry.inputs})
 
 
 # --- model cells ---------------------------------------------------------------------------------

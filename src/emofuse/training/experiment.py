@@ -51,13 +51,23 @@ class ExperimentConfig:
     model_params: dict[str, Any] = field(default_factory=dict)
     folds: list[str] | None = None  # run only these folds (names as the protocol gives them)
     limit_per_fold: int | None = None  # reduced runs: at most this many training clips per fold
+    # "auto": what the dataset holds (paths, pixels, texts); "transcripts": an audio dataset's clips as
+    # the words Whisper hears in them (offline, cached), for text models on speech corpora.
+    inputs: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.inputs not in ("auto", "transcripts"):
+            raise ConfigError(f"inputs must be 'auto' or 'transcripts', not {self.inputs!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
         return cls(**checked_options(cls, d, what="experiment"))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["inputs"] == "auto":  # runs recorded before the option existed stay comparable (resume, reuse)
+            del d["inputs"]
+        return d
 
 
 class RunExistsError(EmofuseError):
@@ -142,7 +152,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
             handle.write(git_commit() + "\n")
         write_json(out / "labels.json", list(dataset.labels))
 
-    inputs = _inputs(dataset)
+    inputs = _inputs(dataset, config.inputs, progress=progress)
     labels = [s.label for s in dataset.samples]
     rng = np.random.default_rng(config.seed)
     for fold in folds:
@@ -174,9 +184,16 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
     return record if is_main else read_results(out / "results.json")[0]
 
 
-def _inputs(dataset: Any) -> Any:
+def _inputs(dataset: Any, kind: str = "auto", *, progress: bool = False) -> Any:
     """What models are fed: inline pixels (fer2013.csv) or texts (MELD, CARER) when the dataset holds
-    them, else file paths."""
+    them, else file paths; with ``kind="transcripts"``, what Whisper hears in each audio file."""
+    if kind == "transcripts":
+        from emofuse.speech import transcribe_files
+
+        if dataset.pixels is not None or dataset.texts is not None:
+            raise ConfigError(f"inputs: transcripts needs an audio dataset; {dataset.name} holds "
+                              f"{'images' if dataset.pixels is not None else 'texts'}")
+        return [t.text for t in transcribe_files([s.path for s in dataset.samples], progress=progress)]
     if dataset.pixels is not None:
         return dataset.pixels
     return list(dataset.texts) if dataset.texts is not None else [s.path for s in dataset.samples]
@@ -275,7 +292,7 @@ def evaluate_run(run_dir: str | Path, *, data: Mapping[str, str] | None = None, 
     experiment = json.loads((run_dir / "config.json").read_text())["experiment"]
     config = ExperimentConfig.from_dict({**experiment, "data": {**experiment["data"], **(data or {})}})
     dataset, protocol = _dataset(config, progress)
-    inputs = _inputs(dataset)
+    inputs = _inputs(dataset, config.inputs, progress=progress)
     y_all = dataset.label_indices()
     rows = []
     for fold in protocol.folds(dataset, seed=0):
