@@ -145,3 +145,38 @@ def test_speaker_head_adapts_to_an_unseen_speaker_and_survives_save_load(tmp_pat
     again, adapted_again = loaded.predict_proba_for_speaker(test, loaded.new_speaker())
     np.testing.assert_allclose(again, probs, atol=1e-12)
     assert adapted_again.tolist() == adapted.tolist()
+
+
+def test_speed_augmentation_and_untrimmed_view(tmp_path):
+    """voice_whisper_plus's levers on real tiny.en states: augmented copies join training (cached under
+    their own key), a second head reads the untrimmed clips, and save/load keeps both heads."""
+    import soundfile as sf
+
+    from emofuse.models import create_model, load_model
+
+    paths, labels = [], []
+    for k in range(8):
+        code = ("01", "05")[k % 2]
+        wave = np.concatenate([np.zeros(4000, np.float32), tone_clip(code, actor=1 + k // 2, seconds=0.5, seed=k),
+                               np.zeros(4000, np.float32)])
+        paths.append(tmp_path / f"{k}.wav")
+        sf.write(paths[-1], wave, 16_000)
+        labels.append(("neutral", "angry")[k % 2])
+    cache = FeatureCache(tmp_path / "cache")
+    model = create_model("voice_whisper_plus", features={"models": ["tiny.en"]}, C=0.1, cache=cache)
+    assert model.augment_speeds == (0.9, 1.1) and model.untrimmed_view
+    model.fit(paths[:6], labels[:6], labels=["neutral", "angry"])
+    # 6 clips x (original, 0.9, 1.1), trimmed; 6 untrimmed: every view cached under its own key
+    assert cache.misses == 6 * 4
+    slow = model.featurize(paths[:1], speed=0.9)
+    assert not np.allclose(slow, model.featurize(paths[:1]))
+    probs = model.predict_proba(paths[6:])
+    trimmed = model.head_.predict_proba(model.featurize(paths[6:]), 2)
+    untrimmed = model.untrimmed_head_.predict_proba(model.featurize(paths[6:], trim=False), 2)
+    np.testing.assert_allclose(probs, (trimmed + untrimmed) / 2)
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m", cache=cache)
+    assert again.augment_speeds == (0.9, 1.1) and again.untrimmed_view
+    np.testing.assert_allclose(again.predict_proba(paths[6:]), probs, atol=1e-12)
+    with pytest.raises(ConfigError, match="augment_speeds"):
+        create_model("voice_whisper_plus", augment_speeds=[1.0])

@@ -123,6 +123,10 @@ def build_graph(model: Any) -> GraphSpec:
     if cls == "VoiceWhisper":
         from emofuse.features.whisper import load_whisper_encoder
 
+        if getattr(model, "untrimmed_view", False):
+            raise ExportError(f"{model.name}: its second head reads the untrimmed clip, a different input than "
+                              "the first; one graph cannot take both yet (export a model without untrimmed_view)")
+
         encoders = [load_whisper_encoder(m) for m in model.features.models]
         n_mels = encoders[0].info.n_mels
         if any(e.info.n_mels != n_mels for e in encoders):

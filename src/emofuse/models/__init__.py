@@ -71,6 +71,11 @@ MODELS: dict[str, ModelSpec] = {
     "voice_whisper": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
                                "frozen Whisper tiny.en + base encoders side by side, every layer pooled, "
                                "logistic regression", {"features": {"models": ["tiny.en", "base"]}}),
+    "voice_whisper_plus": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+                                    "voice_whisper with speed-perturbed training copies (0.9, 1.1) and a second "
+                                    "head on the untrimmed clips, the two heads averaged",
+                                    {"features": {"models": ["tiny.en", "base"]}, "augment_speeds": [0.9, 1.1],
+                                     "untrimmed_view": True}),
     "text_bigru": ModelSpec("emofuse.models.text:TextBiGRU", "text",
                             "word embeddings learnt from scratch, BiGRU, mean+max pooling"),
     "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "text",

@@ -96,10 +96,12 @@ def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int
 def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[str], *, C: float | str,
                 C_grid: Sequence[float], max_iter: int, val: tuple[np.ndarray, np.ndarray] | None,
                 name: str, refit_with_val: bool = False, solver: str = "torch", balanced: bool = True,
-                select_by: str = "ua") -> tuple[StandardisedLogReg, float, dict[float, float]]:
+                select_by: str = "ua", refit_extra: tuple[np.ndarray, np.ndarray] | None = None,
+                ) -> tuple[StandardisedLogReg, float, dict[float, float]]:
     """Fit the head; with ``C="val"``, pick C by validation UA first (ties go to the stronger
     regularisation; ``select_by="weighted_f1"`` for MELD-style headlines). ``refit_with_val`` then fits the final head on training and validation data
-    together (the validation speakers are never test speakers, so nothing leaks)."""
+    together (the validation speakers are never test speakers, so nothing leaks); ``refit_extra``
+    joins that final fit only (augmented copies of the validation clips)."""
     from emofuse.errors import ConfigError
     from emofuse.evaluation.metrics import compute_metrics
 
@@ -115,5 +117,7 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
     C = float(C)
     if refit_with_val and val is not None:
         feats, targets = np.concatenate([feats, val[0]]), np.concatenate([targets, val[1]])
+        if refit_extra is not None:
+            feats, targets = np.concatenate([feats, refit_extra[0]]), np.concatenate([targets, refit_extra[1]])
     head = StandardisedLogReg(C=C, max_iter=max_iter, solver=solver, balanced=balanced).fit(feats, targets)
     return head, C, scores

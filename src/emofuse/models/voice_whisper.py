@@ -10,7 +10,7 @@ head reads, and how, is the model's choice, so one extraction serves every varia
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +76,22 @@ class WhisperFeatures:
                 "top_db": self.top_db, "version": FEATURE_VERSION}
 
 
-def _prepare(item: AudioInput, features: WhisperFeatures) -> np.ndarray:
+def speed_perturb(y: np.ndarray, factor: float) -> np.ndarray:
+    """``y`` played ``factor`` times faster (tempo and pitch together, as Kaldi's speed perturbation)."""
+    import soxr
+
+    return soxr.resample(y, round(SAMPLE_RATE_HZ * factor), SAMPLE_RATE_HZ).astype(np.float32)
+
+
+def _prepare(item: AudioInput, features: WhisperFeatures, *, speed: float = 1.0) -> np.ndarray:
     if isinstance(item, str | Path):
         y = load_audio(item, sample_rate_hz=SAMPLE_RATE_HZ)
     else:
         y = np.asarray(item, dtype=np.float32)
         if y.ndim != 1 or not np.isfinite(y).all():
             raise ValueError(f"a waveform must be finite 1-D mono audio at {SAMPLE_RATE_HZ} Hz, got shape {y.shape}")
+    if speed != 1.0:
+        y = speed_perturb(y, speed)
     if features.trim:
         y = trim_silence(y, sr=SAMPLE_RATE_HZ, top_db=features.top_db)
     if len(y) < 800:  # under 50 ms: pad with silence so the encoder has a few frames
@@ -91,16 +100,20 @@ def _prepare(item: AudioInput, features: WhisperFeatures) -> np.ndarray:
 
 
 def pooled_states(items: Sequence[AudioInput], features: WhisperFeatures, *, model: str,
-                  cache: FeatureCache | None = None, device: str = "cpu", progress: bool = False) -> np.ndarray:
+                  cache: FeatureCache | None = None, device: str = "cpu", progress: bool = False,
+                  speed: float = 1.0) -> np.ndarray:
     """``(len(items), n_layers + 1, d)`` pooled states of one Whisper model for each item.
 
     Files already in ``cache`` are read back; the rest are encoded in batches of similar length
-    (sorting by length keeps padding, and so wasted work, small).
+    (sorting by length keeps padding, and so wasted work, small). ``speed`` != 1 encodes a
+    speed-perturbed copy of each item (training augmentation), cached under its own key.
     """
     from emofuse._progress import track
     from emofuse.features.whisper import encode_batch, load_whisper_encoder, pool_states
 
     settings = features.cache_settings(model)
+    if speed != 1.0:
+        settings = {**settings, "speed": float(speed)}
     out: list[np.ndarray | None] = [None] * len(items)
     todo: list[int] = []
     for i, item in enumerate(items):
@@ -112,7 +125,7 @@ def pooled_states(items: Sequence[AudioInput], features: WhisperFeatures, *, mod
         todo.append(i)
     if todo:
         encoder = load_whisper_encoder(model, device=device)
-        waves = {i: _prepare(items[i], features) for i in todo}
+        waves = {i: _prepare(items[i], features, speed=speed) for i in todo}
         order = sorted(todo, key=lambda i: len(waves[i]))
         batches = [order[s : s + features.batch_size] for s in range(0, len(order), features.batch_size)]
         for batch in track(batches, description=f"Whisper {model}", total=len(batches), enabled=progress):
@@ -197,13 +210,22 @@ class VoiceWhisper:
     ``C`` is the inverse regularisation strength; with ``C="val"`` (the default) it is chosen from
     ``C_grid`` by unweighted accuracy on the validation speakers (never the test ones), and with
     ``refit_with_val`` the final head is then fitted on training and validation speakers together.
+
+    Two levers beyond the plain head: ``augment_speeds`` adds speed-perturbed copies of every
+    training clip (e.g. 0.9 and 1.1, cached like the originals) to the head's training set, and
+    ``untrimmed_view`` fits a second head on states of the untrimmed clips (silence included) and
+    averages the two heads' probabilities.
     """
 
     def __init__(self, name: str = "voice_whisper_tiny", *, features: WhisperFeatures | Mapping[str, Any] | None = None,
                  C: float | str = "val", C_grid: Sequence[float] = (0.003, 0.01, 0.03), max_iter: int = 300,
-                 refit_with_val: bool = True, cache: FeatureCache | None = None, device: str = "cpu",
-                 progress: bool = False) -> None:
+                 refit_with_val: bool = True, augment_speeds: Sequence[float] = (), untrimmed_view: bool = False,
+                 cache: FeatureCache | None = None, device: str = "cpu", progress: bool = False) -> None:
         self.name = name
+        self.augment_speeds = tuple(float(f) for f in augment_speeds)
+        if any(not 0.5 <= f <= 2.0 or f == 1.0 for f in self.augment_speeds):
+            raise ConfigError(f"augment_speeds must be factors in [0.5, 2] other than 1, not {list(augment_speeds)}")
+        self.untrimmed_view = bool(untrimmed_view)
         if isinstance(features, Mapping):
             features = WhisperFeatures.from_dict(features)
         self.features = features or WhisperFeatures()
@@ -220,27 +242,57 @@ class VoiceWhisper:
 
     def get_params(self) -> dict[str, Any]:
         return {"features": self.features.to_dict(), "C": self.C, "C_grid": list(self.C_grid),
-                "max_iter": self.max_iter, "refit_with_val": self.refit_with_val}
+                "max_iter": self.max_iter, "refit_with_val": self.refit_with_val,
+                "augment_speeds": list(self.augment_speeds), "untrimmed_view": self.untrimmed_view}
 
-    def featurize(self, X: Sequence[AudioInput]) -> np.ndarray:
-        """``(len(X), n_features)``: chosen layers of every model, side by side."""
-        parts = [select_layers(pooled_states(X, self.features, model=m, cache=self.cache, device=self.device,
-                                             progress=self.progress), self.features.layers)
-                 for m in self.features.models]
+    def featurize(self, X: Sequence[AudioInput], *, speed: float = 1.0, trim: bool | None = None) -> np.ndarray:
+        """``(len(X), n_features)``: chosen layers of every model, side by side (of speed-perturbed
+        copies for ``speed`` != 1; ``trim=False`` for the untrimmed view)."""
+        features = self.features if trim is None else replace(self.features, trim=trim)
+        parts = [select_layers(pooled_states(X, features, model=m, cache=self.cache, device=self.device,
+                                             progress=self.progress, speed=speed), features.layers)
+                 for m in features.models]
         return np.concatenate(parts, axis=1)
+
+    def _augmented(self, X: Sequence[AudioInput], targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The speed-perturbed copies of ``X``, stacked, with their targets (empty without augmentation)."""
+        copies = [self.featurize(X, speed=f) for f in self.augment_speeds]
+        if not copies:
+            return np.zeros((0, 0)), np.zeros(0, dtype=targets.dtype)
+        return np.concatenate(copies), np.tile(targets, len(copies))
 
     def fit(self, X: Sequence[AudioInput], y: Sequence[str], *, labels: Sequence[str],
             X_val: Sequence[AudioInput] | None = None, y_val: Sequence[str] | None = None, **_: Any) -> VoiceWhisper:
-        val = None if X_val is None or y_val is None else (self.featurize(X_val), label_targets(y_val, labels))
+        targets = label_targets(y, labels)
+        feats = self.featurize(X)
+        refit_extra = None
+        if self.augment_speeds:
+            extra, extra_targets = self._augmented(X, targets)
+            feats, targets = np.concatenate([feats, extra]), np.concatenate([targets, extra_targets])
+        val = None
+        if X_val is not None and y_val is not None:
+            val_targets = label_targets(y_val, labels)
+            val = (self.featurize(X_val), val_targets)
+            if self.augment_speeds and self.refit_with_val:
+                refit_extra = self._augmented(X_val, val_targets)
         self.head_, self.C_, self.val_scores_ = fit_logreg_select(
-            self.featurize(X), label_targets(y, labels), labels, C=self.C, C_grid=self.C_grid,
-            max_iter=self.max_iter, val=val, name=self.name, refit_with_val=self.refit_with_val)
+            feats, targets, labels, C=self.C, C_grid=self.C_grid, max_iter=self.max_iter, val=val, name=self.name,
+            refit_with_val=self.refit_with_val, refit_extra=refit_extra)
+        if self.untrimmed_view:
+            untrimmed_val = None if val is None else (self.featurize(X_val, trim=False), val[1])  # type: ignore[arg-type]
+            self.untrimmed_head_, self.untrimmed_C_, self.untrimmed_val_scores_ = fit_logreg_select(
+                self.featurize(X, trim=False), label_targets(y, labels), labels, C=self.C, C_grid=self.C_grid,
+                max_iter=self.max_iter, val=untrimmed_val, name=f"{self.name} (untrimmed view)",
+                refit_with_val=self.refit_with_val)
         self.labels_ = tuple(labels)
         return self
 
     def predict_proba(self, X: Sequence[AudioInput]) -> np.ndarray:
         check_fitted(self)
-        return self.head_.predict_proba(self.featurize(X), len(self.labels_))
+        probs = self.head_.predict_proba(self.featurize(X), len(self.labels_))
+        if self.untrimmed_view:
+            probs = (probs + self.untrimmed_head_.predict_proba(self.featurize(X, trim=False), len(self.labels_))) / 2
+        return probs
 
     # -- speaker adaptation (optional second head) -------------------------------------------------
 
@@ -314,9 +366,13 @@ class VoiceWhisper:
     def save(self, directory: str | Path) -> None:
         check_fitted(self)
         arrays = self.head_.arrays()
+        if self.untrimmed_view:
+            arrays.update({f"untrimmed.{k}": v for k, v in self.untrimmed_head_.arrays().items()})
         meta: dict[str, Any] = {
             "model": self.name,
-            "architecture": {"kind": "whisper_logreg", "C": self.C_},
+            "architecture": {"kind": "whisper_logreg", "C": self.C_, "augment_speeds": list(self.augment_speeds),
+                             **({"untrimmed_view": True, "untrimmed_C": self.untrimmed_C_} if self.untrimmed_view
+                                else {})},
             "labels": list(self.labels_),
             "features": self.features.to_dict(),
             "normalisation": "feature mean / scale arrays in the weights, fitted on the training set",
@@ -333,10 +389,18 @@ class VoiceWhisper:
     @classmethod
     def load(cls, directory: str | Path, **kwargs: Any) -> VoiceWhisper:
         arrays, meta = load_checkpoint(directory)
-        C = float(meta["architecture"]["C"])
-        model = cls(meta["model"], features=WhisperFeatures.from_dict(meta["features"]), C=C, **kwargs)
+        architecture = meta["architecture"]
+        C = float(architecture["C"])
+        model = cls(meta["model"], features=WhisperFeatures.from_dict(meta["features"]), C=C,
+                    augment_speeds=architecture.get("augment_speeds", ()),
+                    untrimmed_view=architecture.get("untrimmed_view", False), **kwargs)
         model.C_ = C
-        model.head_ = StandardisedLogReg.from_arrays(arrays, C=C)
+        model.head_ = StandardisedLogReg.from_arrays({k: v for k, v in arrays.items() if "." not in k}, C=C)
+        if model.untrimmed_view:
+            model.untrimmed_C_ = float(architecture["untrimmed_C"])
+            model.untrimmed_head_ = StandardisedLogReg.from_arrays(
+                {k.removeprefix("untrimmed."): v for k, v in arrays.items() if k.startswith("untrimmed.")},
+                C=model.untrimmed_C_)
         model.labels_ = tuple(meta["labels"])
         spk = meta.get("speaker_adaptation")
         if spk is not None:
