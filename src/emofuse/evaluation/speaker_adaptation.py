@@ -49,34 +49,55 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
         raise TypeError(f"speaker adaptation is implemented for the Whisper voice models, not {model}")
     proto = get_protocol(protocol)
     folds = proto.folds(dataset, seed=seed)
-    feats = clf.featurize([s.path for s in dataset.samples])
+    paths = [s.path for s in dataset.samples]
     speakers = np.array([str(s.speaker) for s in dataset.samples])
     targets = dataset.label_indices()
     labels = list(dataset.labels)
+    # The model's views: (features, speed-perturbed copies used only as extra training rows). The
+    # untrimmed view of voice_whisper_plus gets a head of its own; the views' probabilities are averaged.
+    views = [(clf.featurize(paths), [clf.featurize(paths, speed=f) for f in clf.augment_speeds])]
+    if clf.untrimmed_view:
+        views.append((clf.featurize(paths, trim=False), []))
+    feats = views[0][0]
     shrinkages = [float(shrinkage)] if isinstance(shrinkage, int | float) else [float(x) for x in shrinkage]
     per_k: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {k: [] for k in k_values}
     chosen: dict[int, list[float]] = {k: [] for k in k_values}
 
-    def adapted(norm: SpeakerNormaliser, idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    def adapted(norm: SpeakerNormaliser, F: np.ndarray, idx: np.ndarray, k: int,
+                rng: np.random.Generator) -> np.ndarray:
         if k == 0:
-            return _standardise_all(norm, feats[idx], speakers[idx])
+            return _standardise_all(norm, F[idx], speakers[idx])
         adaptation = {}
         for speaker in np.unique(speakers[idx]):
             own = idx[speakers[idx] == speaker]
-            adaptation[speaker] = feats[own if k >= len(own) else rng.choice(own, size=k, replace=False)]
-        return norm.transform(feats[idx], list(speakers[idx]), adaptation)
+            adaptation[speaker] = F[own if k >= len(own) else rng.choice(own, size=k, replace=False)]
+        return norm.transform(F[idx], list(speakers[idx]), adaptation)
+
+    def stacked(norm: SpeakerNormaliser, copies: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Augmented copies of samples ``idx``, each copy standardised per speaker with its own statistics."""
+        return (np.concatenate([_standardise_all(norm, c[idx], speakers[idx]) for c in copies]),
+                np.tile(targets[idx], len(copies)))
 
     for fold in folds:
         known = np.concatenate([fold.train, fold.val])
-        norm = SpeakerNormaliser().fit_population(feats[known], list(speakers[known]))
-        train_x = _standardise_all(norm, feats[fold.train], speakers[fold.train])
-        val_x = _standardise_all(norm, feats[fold.val], speakers[fold.val])
-        head, C, _ = fit_logreg_select(train_x, targets[fold.train], labels, C=clf.C, C_grid=clf.C_grid,
-                                       max_iter=clf.max_iter, val=(val_x, targets[fold.val]), name=model,
-                                       refit_with_val=clf.refit_with_val)
+        fitted = []  # (normaliser, features, head) per view
+        for F, copies in views:
+            norm = SpeakerNormaliser().fit_population(F[known], list(speakers[known]))
+            train_x, train_y = _standardise_all(norm, F[fold.train], speakers[fold.train]), targets[fold.train]
+            refit_extra = None
+            if copies:
+                extra_x, extra_y = stacked(norm, copies, fold.train)
+                train_x, train_y = np.concatenate([train_x, extra_x]), np.concatenate([train_y, extra_y])
+                refit_extra = stacked(norm, copies, fold.val)
+            val_x = _standardise_all(norm, F[fold.val], speakers[fold.val])
+            head, C, _ = fit_logreg_select(train_x, train_y, labels, C=clf.C, C_grid=clf.C_grid,
+                                           max_iter=clf.max_iter, val=(val_x, targets[fold.val]), name=model,
+                                           refit_with_val=clf.refit_with_val, refit_extra=refit_extra)
+            fitted.append((norm, F, head, C, train_x, train_y))
         train_only = None
-        if len(shrinkages) > 1:
-            train_only, _, _ = fit_logreg_select(train_x, targets[fold.train], labels, C=C, C_grid=(),
+        if len(shrinkages) > 1:  # picked on the first view, used for every view
+            _, _, _, C0, train_x0, train_y0 = fitted[0]
+            train_only, _, _ = fit_logreg_select(train_x0, train_y0, labels, C=C0, C_grid=(),
                                                  max_iter=clf.max_iter, val=None, name=model)
         test = fold.test
         for k in k_values:
@@ -87,17 +108,20 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
                     candidate = SpeakerNormaliser(shrinkage=s).fit_population(feats[fold.train],
                                                                              list(speakers[fold.train]))
                     rng = np.random.default_rng(seed + 1)
-                    pred = np.concatenate([train_only.predict_proba(adapted(candidate, fold.val, k, rng),
+                    pred = np.concatenate([train_only.predict_proba(adapted(candidate, feats, fold.val, k, rng),
                                                                     len(labels)).argmax(axis=1)
                                            for _ in range(repeats)])
                     scores[s] = compute_metrics(np.tile(targets[fold.val], repeats), y_pred=pred, labels=labels).ua
                 best = max(scores, key=lambda s: (scores[s], s))
             chosen[k].append(best)
-            norm.shrinkage = best
-            rng = np.random.default_rng(seed)
+            rngs = [np.random.default_rng(seed) for _ in fitted]  # the same draws of k clips in every view
             truths, preds = [], []
             for _ in range(repeats if k else 1):
-                preds.append(head.predict_proba(adapted(norm, test, k, rng), len(labels)).argmax(axis=1))
+                probs = np.zeros((len(test), len(labels)))
+                for (norm, F, head, *_), rng in zip(fitted, rngs, strict=True):
+                    norm.shrinkage = best
+                    probs += head.predict_proba(adapted(norm, F, test, k, rng), len(labels))
+                preds.append(probs.argmax(axis=1))
                 truths.append(targets[test])
             per_k[k].append((fold.name, np.concatenate(truths), np.concatenate(preds)))
     seconds = time.perf_counter() - started
