@@ -26,9 +26,10 @@ from emofuse.evaluation.results import write_results
 from emofuse.training.experiment import ExperimentConfig, run_experiment
 
 MODELS = ("voice_logreg", "voice_cnn1d", "voice_gru", "voice_lstm", "voice_cnn2d", "voice_crnn",
-          "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus")
+          "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus", "voice_whisper_mfcc")
 # Models without a training loop: the same parameters under every preset.
-NO_LOOP = ("voice_logreg", "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus")
+NO_LOOP = ("voice_logreg", "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus",
+           "voice_whisper_mfcc")
 PROTOCOLS = ("ravdess-6fold", "ravdess-random")
 RESULTS = Path(__file__).parent / "results" / "voice_ravdess.json"
 

@@ -180,3 +180,29 @@ def test_speed_augmentation_and_untrimmed_view(tmp_path):
     np.testing.assert_allclose(again.predict_proba(paths[6:]), probs, atol=1e-12)
     with pytest.raises(ConfigError, match="augment_speeds"):
         create_model("voice_whisper_plus", augment_speeds=[1.0])
+
+
+def test_mfcc_statistics_beside_the_whisper_states(tmp_path):
+    import soundfile as sf
+
+    from emofuse.features.audio import utterance_stats
+    from emofuse.models import create_model, load_model
+    from emofuse.models.voice import VoiceFeatures, featurize
+
+    paths = []
+    for k in range(4):
+        paths.append(tmp_path / f"{k}.wav")
+        sf.write(paths[-1], tone_clip(("01", "05")[k % 2], actor=1 + k, seconds=0.6, seed=k), 16_000)
+    cache = FeatureCache(tmp_path / "cache")
+    model = create_model("voice_whisper_mfcc", features={"models": ["tiny.en"]}, C=0.1, cache=cache)
+    combined = model.featurize(paths)
+    stats = np.stack([utterance_stats(f) for f in featurize(paths, VoiceFeatures(), cache=None)])
+    assert combined.shape == (4, 5 * 768 + stats.shape[1])
+    np.testing.assert_allclose(combined[:, -stats.shape[1]:], stats, rtol=1e-5)
+    model.fit(paths, ["neutral", "angry"] * 2, labels=["neutral", "angry"])
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m", cache=cache)
+    assert again.mfcc_stats
+    np.testing.assert_allclose(again.predict_proba(paths), model.predict_proba(paths), atol=1e-12)
+    with pytest.raises(ConfigError, match="mfcc_stats combines"):
+        create_model("voice_whisper_mfcc", augment_speeds=[0.9])

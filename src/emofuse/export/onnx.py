@@ -123,6 +123,9 @@ def build_graph(model: Any) -> GraphSpec:
     if cls == "VoiceWhisper":
         from emofuse.features.whisper import load_whisper_encoder
 
+        if getattr(model, "mfcc_stats", False):
+            raise ExportError(f"{model.name}: its MFCC statistics are computed in Python beside the encoder; "
+                              "the graph would need them as a second input (not exported yet)")
         if getattr(model, "untrimmed_view", False):
             raise ExportError(f"{model.name}: its second head reads the untrimmed clip, a different input than "
                               "the first; one graph cannot take both yet (export a model without untrimmed_view)")

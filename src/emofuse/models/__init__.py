@@ -76,6 +76,10 @@ MODELS: dict[str, ModelSpec] = {
                                     "head on the untrimmed clips, the two heads averaged",
                                     {"features": {"models": ["tiny.en", "base"]}, "augment_speeds": [0.9, 1.1],
                                      "untrimmed_view": True}),
+    "voice_whisper_mfcc": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+                                    "voice_whisper's states and MFCC (+deltas) utterance statistics side by side, "
+                                    "logistic regression (the combined model)",
+                                    {"features": {"models": ["tiny.en", "base"]}, "mfcc_stats": True}),
     "text_bigru": ModelSpec("emofuse.models.text:TextBiGRU", "text",
                             "word embeddings learnt from scratch, BiGRU, mean+max pooling"),
     "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "text",

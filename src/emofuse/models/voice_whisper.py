@@ -214,17 +214,22 @@ class VoiceWhisper:
     Two levers beyond the plain head: ``augment_speeds`` adds speed-perturbed copies of every
     training clip (e.g. 0.9 and 1.1, cached like the originals) to the head's training set, and
     ``untrimmed_view`` fits a second head on states of the untrimmed clips (silence included) and
-    averages the two heads' probabilities.
+    averages the two heads' probabilities. ``mfcc_stats`` appends the clip's MFCC (+Δ, ΔΔ) utterance
+    statistics (``voice_logreg``'s features) to the Whisper states: the combined model.
     """
 
     def __init__(self, name: str = "voice_whisper_tiny", *, features: WhisperFeatures | Mapping[str, Any] | None = None,
                  C: float | str = "val", C_grid: Sequence[float] = (0.003, 0.01, 0.03), max_iter: int = 300,
                  refit_with_val: bool = True, augment_speeds: Sequence[float] = (), untrimmed_view: bool = False,
-                 cache: FeatureCache | None = None, device: str = "cpu", progress: bool = False) -> None:
+                 mfcc_stats: bool = False, cache: FeatureCache | None = None, device: str = "cpu",
+                 progress: bool = False) -> None:
         self.name = name
+        self.mfcc_stats = bool(mfcc_stats)
         self.augment_speeds = tuple(float(f) for f in augment_speeds)
         if any(not 0.5 <= f <= 2.0 or f == 1.0 for f in self.augment_speeds):
             raise ConfigError(f"augment_speeds must be factors in [0.5, 2] other than 1, not {list(augment_speeds)}")
+        if self.mfcc_stats and (self.augment_speeds or untrimmed_view):
+            raise ConfigError("mfcc_stats combines with the plain Whisper view only (no augment_speeds, untrimmed_view)")
         self.untrimmed_view = bool(untrimmed_view)
         if isinstance(features, Mapping):
             features = WhisperFeatures.from_dict(features)
@@ -243,7 +248,8 @@ class VoiceWhisper:
     def get_params(self) -> dict[str, Any]:
         return {"features": self.features.to_dict(), "C": self.C, "C_grid": list(self.C_grid),
                 "max_iter": self.max_iter, "refit_with_val": self.refit_with_val,
-                "augment_speeds": list(self.augment_speeds), "untrimmed_view": self.untrimmed_view}
+                "augment_speeds": list(self.augment_speeds), "untrimmed_view": self.untrimmed_view,
+                "mfcc_stats": self.mfcc_stats}
 
     def featurize(self, X: Sequence[AudioInput], *, speed: float = 1.0, trim: bool | None = None) -> np.ndarray:
         """``(len(X), n_features)``: chosen layers of every model, side by side (of speed-perturbed
@@ -252,6 +258,12 @@ class VoiceWhisper:
         parts = [select_layers(pooled_states(X, features, model=m, cache=self.cache, device=self.device,
                                              progress=self.progress, speed=speed), features.layers)
                  for m in features.models]
+        if self.mfcc_stats:
+            from emofuse.features.audio import utterance_stats
+            from emofuse.models.voice import VoiceFeatures, featurize
+
+            mfcc = featurize(X, VoiceFeatures(), cache=self.cache, progress=self.progress)
+            parts.append(np.stack([utterance_stats(f) for f in mfcc]))  # (n, 4 * MFCC rows)
         return np.concatenate(parts, axis=1)
 
     def _augmented(self, X: Sequence[AudioInput], targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -371,6 +383,7 @@ class VoiceWhisper:
         meta: dict[str, Any] = {
             "model": self.name,
             "architecture": {"kind": "whisper_logreg", "C": self.C_, "augment_speeds": list(self.augment_speeds),
+                             **({"mfcc_stats": True} if self.mfcc_stats else {}),
                              **({"untrimmed_view": True, "untrimmed_C": self.untrimmed_C_} if self.untrimmed_view
                                 else {})},
             "labels": list(self.labels_),
@@ -393,7 +406,8 @@ class VoiceWhisper:
         C = float(architecture["C"])
         model = cls(meta["model"], features=WhisperFeatures.from_dict(meta["features"]), C=C,
                     augment_speeds=architecture.get("augment_speeds", ()),
-                    untrimmed_view=architecture.get("untrimmed_view", False), **kwargs)
+                    untrimmed_view=architecture.get("untrimmed_view", False),
+                    mfcc_stats=architecture.get("mfcc_stats", False), **kwargs)
         model.C_ = C
         model.head_ = StandardisedLogReg.from_arrays({k: v for k, v in arrays.items() if "." not in k}, C=C)
         if model.untrimmed_view:
