@@ -126,7 +126,7 @@ def test_resume_under_two_processes_equals_an_uninterrupted_run(tmp_path):
 def test_without_a_process_group_everything_is_one_process():
     assert not distributed.is_distributed() and not distributed.launched_by_torchrun()
     assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
-    assert distributed.all_reduce_sum([1.5, 2.0], torch.device("cpu")) == [1.5, 2.0]
+    assert distributed.all_reduce_tensor(torch.tensor([1.5, 2.0])).tolist() == [1.5, 2.0]
     assert distributed.all_gather_objects({"a": 1}) == [{"a": 1}]
     with distributed.process_group() as joined:
         assert not joined

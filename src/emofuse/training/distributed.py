@@ -100,13 +100,14 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
-    """Element-wise sum over ranks (float64)."""
+def all_reduce_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy of ``tensor`` summed element-wise over ranks (``tensor`` itself without a process group).
+    Stays on its device: no host round trip."""
     if not is_distributed():
-        return list(values)
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor.tolist()
+        return tensor
+    out = tensor.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
 
 
 def all_gather_objects(obj: Any) -> list[Any]:

@@ -234,7 +234,8 @@ def fit(
             epoch_start = time.perf_counter()
             sampler.set_epoch(epoch)
             net.train()
-            loss_sum, weight_sum = 0.0, 0.0
+            # (loss sum, weight sum) on the device: no host round trip per step, one reduction per epoch
+            sums = torch.zeros(2, dtype=torch.float64, device=device)
             for x, lengths, y in loader:
                 x = x.to(device, non_blocking=True)
                 lengths = lengths.to(device) if lengths is not None else None
@@ -247,17 +248,15 @@ def fit(
                     logits = net(x, lengths)
                 total, weight = soft_cross_entropy_terms(logits, soft, weights)
                 # Each process divides by the global weight; DDP averages gradients, hence the * world.
-                (global_weight,) = distributed.all_reduce_sum([float(weight)], device)
-                loss = total / max(global_weight, 1e-8) * world
+                loss = total / distributed.all_reduce_tensor(weight.detach()).clamp_min(1e-8) * world
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:
                     nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                loss_sum += float(total.detach())
-                weight_sum += float(weight)
-            loss_sum, weight_sum = distributed.all_reduce_sum([loss_sum, weight_sum], device)
+                sums += torch.stack([total.detach(), weight.detach()]).double()
+            loss_sum, weight_sum = distributed.all_reduce_tensor(sums).tolist()
             _sync_buffers(module)
             val_logits = _predict_sharded(module, val_shard, len(val_set), collate=collate,
                                           batch_size=config.eval_batch_size, device=device, amp=use_amp)
