@@ -176,9 +176,7 @@ def train_voice_whisper(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     model = create_model("voice_whisper_tiny", C=chosen_C, cache=FeatureCache(), progress=True)
     fit_started = time.perf_counter()
     model.fit(paths, labels, labels=dataset.labels)
-    model.C = speaker_C
-    model.fit_speaker_head(paths, labels, speakers)
-    model.C = chosen_C
+    model.fit_speaker_head(paths, labels, speakers, C=speaker_C)
     out = ASSETS / "voice"
     _clean(out)
     model.save(out)
@@ -221,10 +219,9 @@ def _measure_speaker_adaptation(dataset: Any, C: float, seed: int) -> tuple[dict
     model = create_model("voice_whisper_tiny", C=C, cache=FeatureCache())
     known = np.concatenate([fold.train, fold.val])
     model.fit(list(paths[known]), list(labels[known]), labels=dataset.labels)
-    model.C = "val"
     model.fit_speaker_head(list(paths[fold.train]), list(labels[fold.train]), list(speakers[fold.train]),
                            X_val=list(paths[fold.val]), y_val=list(labels[fold.val]),
-                           val_speakers=list(speakers[fold.val]))
+                           val_speakers=list(speakers[fold.val]), C="val")
     rng = np.random.default_rng(seed)
     y_true, y_pred, was_adapted = [], [], []
     for speaker in sorted(set(speakers[fold.test])):

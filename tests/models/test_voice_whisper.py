@@ -126,9 +126,8 @@ def test_speaker_head_adapts_to_an_unseen_speaker_and_survives_save_load(tmp_pat
     assert not model.adapts_to_speakers
     with pytest.raises(ConfigError, match="speaker-adapted head"):
         model.new_speaker()
-    model.C = "val"
     model.fit_speaker_head(train, pick(train, labels), pick(train, speakers), X_val=val, y_val=pick(val, labels),
-                           val_speakers=pick(val, speakers), shrinkage=2.0, min_clips=4)
+                           val_speakers=pick(val, speakers), shrinkage=2.0, min_clips=4, C="val")
     speaker = model.new_speaker()
     probs, adapted = model.predict_proba_for_speaker(test, speaker)
     assert speaker.n == len(test) and adapted.tolist() == [0, 0, 0, *range(4, len(test) + 1)]

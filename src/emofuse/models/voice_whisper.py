@@ -267,10 +267,8 @@ class VoiceWhisper:
         return np.concatenate(parts, axis=1)
 
     def _augmented(self, X: Sequence[AudioInput], targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The speed-perturbed copies of ``X``, stacked, with their targets (empty without augmentation)."""
+        """The speed-perturbed copies of ``X`` (one per ``augment_speeds`` factor), stacked, with their targets."""
         copies = [self.featurize(X, speed=f) for f in self.augment_speeds]
-        if not copies:
-            return np.zeros((0, 0)), np.zeros(0, dtype=targets.dtype)
         return np.concatenate(copies), np.tile(targets, len(copies))
 
     def fit(self, X: Sequence[AudioInput], y: Sequence[str], *, labels: Sequence[str],
@@ -311,11 +309,12 @@ class VoiceWhisper:
     def fit_speaker_head(self, X: Sequence[AudioInput], y: Sequence[str], speakers: Sequence[str], *,
                          X_val: Sequence[AudioInput] | None = None, y_val: Sequence[str] | None = None,
                          val_speakers: Sequence[str] | None = None, shrinkage: float = 8.0,
-                         min_clips: int = 4) -> VoiceWhisper:
+                         min_clips: int = 4, C: float | str | None = None) -> VoiceWhisper:
         """A second head, on per-speaker standardised features, for :meth:`predict_proba_for_speaker`.
 
         Training (and validation) speakers are standardised with all their clips, as in the ``+spk``
-        benchmark variants; C is chosen on the validation speakers when given. Until a speaker has
+        benchmark variants; ``C`` (default: the model's own, so ``"val"`` picks it on the validation
+        speakers) is the head's inverse regularisation strength. Until a speaker has
         been heard in ``min_clips`` clips, the plain head answers (the ``+spk k=4`` variant is the
         smallest k that beat the plain model on ravdess-6fold).
         """
@@ -335,7 +334,8 @@ class VoiceWhisper:
         if X_val is not None and y_val is not None and val_speakers is not None:
             val = (everything.transform(val_feats, list(val_speakers)), label_targets(y_val, labels))
         self.speaker_head_, self.speaker_C_, _ = fit_logreg_select(
-            everything.transform(feats, list(speakers)), label_targets(y, labels), labels, C=self.C,
+            everything.transform(feats, list(speakers)), label_targets(y, labels), labels,
+            C=self.C if C is None else C,
             C_grid=self.C_grid, max_iter=self.max_iter, val=val, name=f"{self.name}+spk",
             refit_with_val=self.refit_with_val)
         self.speaker_norm_ = norm
