@@ -195,3 +195,17 @@ def test_fusion_models_and_bad_sources_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(EmofuseError, match="pick one with --fold"):
         resolve_model_dir(tmp_path / "run")
     assert resolve_model_dir(tmp_path / "run", fold="fold2") == tmp_path / "run" / "folds" / "fold2" / "model"
+
+
+def test_an_export_that_fails_its_check_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emofuse.export import onnx as onnx_export
+
+    small_model("voice_cnn1d").save(tmp_path / "m")
+
+    def disagree(spec: Any, path: Path) -> float:
+        raise onnx_export.ExportError(f"{path.name}: onnxruntime and torch differ by 0.3")
+
+    monkeypatch.setattr(onnx_export, "check_export", disagree)
+    with pytest.raises(EmofuseError, match=r"differ by 0\.3"):
+        export_onnx(tmp_path / "m", tmp_path / "out" / "voice.onnx")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -210,7 +210,11 @@ def export_onnx(source: str | Path, out: str | Path, *, fold: str | None = None,
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _trace_to_file(spec, out, opset=opset)
-    diff = check_export(spec, out) if check else float("nan")
+    try:
+        diff = check_export(spec, out) if check else float("nan")
+    except BaseException:
+        out.unlink(missing_ok=True)  # an export that failed its check is not left behind
+        raise
     sidecar = sidecar_path(out)
     write_json(sidecar, _sidecar(meta, spec, folder, opset=opset, max_abs_diff=diff))
     return OnnxExport(path=out, sidecar=sidecar, model=str(meta["model"]), kind=spec.kind, max_abs_diff=diff)
