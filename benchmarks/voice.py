@@ -26,10 +26,13 @@ from emofuse.evaluation.results import write_results
 from emofuse.training.experiment import ExperimentConfig, run_experiment
 
 MODELS = ("voice_logreg", "voice_cnn1d", "voice_gru", "voice_lstm", "voice_cnn2d", "voice_crnn",
-          "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus", "voice_whisper_mfcc")
+          "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus", "voice_whisper_mfcc",
+          "voice_whisper_attn")
 # Models without a training loop: the same parameters under every preset.
 NO_LOOP = ("voice_logreg", "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus",
            "voice_whisper_mfcc")
+# Heads on frozen encoders: they train in the loop, but their registry recipe is cheap enough for any preset.
+OWN_RECIPE = ("voice_whisper_attn",)
 PROTOCOLS = ("ravdess-6fold", "ravdess-random")
 RESULTS = Path(__file__).parent / "results" / "voice_ravdess.json"
 
@@ -50,6 +53,8 @@ PRESETS: dict[str, dict[str, dict]] = {
 def model_params(preset: str, model: str, device: str) -> dict:
     if model in NO_LOOP:
         return {}
+    if model in OWN_RECIPE:
+        return {"train": {"device": device}}
     table = PRESETS[preset]
     params = json.loads(json.dumps(table.get(model, table["default"])))
     params["train"]["device"] = device

@@ -142,6 +142,9 @@ def build_graph(model: Any) -> GraphSpec:
                        {"frames": 2}),
             GraphInput("lengths", torch.tensor([frames, frames - 40]), {0: "batch"}, "int64"),
         ], "whisper")
+    if cls == "VoiceWhisperAttention":
+        raise ExportError(f"{model.name}: its head reads strided float16 frames of every layer; the graph that "
+                          "strides and rounds them like the feature cache is not written yet (export voice_whisper)")
     if cls == "TorchFaceClassifier":
         faces = torch.randint(0, 256, (batch, 48, 48), dtype=torch.uint8)
         return GraphSpec(g.FaceNetGraph(model.net_, tta=model.tta),

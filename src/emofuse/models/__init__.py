@@ -80,6 +80,13 @@ MODELS: dict[str, ModelSpec] = {
                                     "voice_whisper's states and MFCC (+deltas) utterance statistics side by side, "
                                     "logistic regression (the combined model)",
                                     {"features": {"models": ["tiny.en", "base"]}, "mfcc_stats": True}),
+    "voice_whisper_attn": ModelSpec("emofuse.models.voice_whisper_attn:VoiceWhisperAttention", "audio",
+                                    "frozen Whisper tiny.en + base encoders, a learnt mix of layers, four "
+                                    "attention distributions over the frames, trained by the one loop",
+                                    {"features": {"models": ["tiny.en", "base"], "pooling": "attention"},
+                                     "head": "projected", "dropout": 0.3,
+                                     "train": {"epochs": 40, "patience": 12, "batch_size": 32, "lr": 1e-3,
+                                               "weight_decay": 0.05}}),
     "text_bigru": ModelSpec("emofuse.models.text:TextBiGRU", "text",
                             "word embeddings learnt from scratch, BiGRU, mean+max pooling"),
     "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "text",

@@ -9,7 +9,7 @@ head reads, and how, is the model's choice, so one extraction serves every varia
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,9 @@ class WhisperFeatures:
     ``models``: offline Whisper models (``tiny.en``, ``base``) or CTranslate2 model folders; their
     features are concatenated. ``layers``: ``"all"``, or indices into each model's states (0 = the
     convolutional embedding, -1 = the last block); negative indices count from the end, so one
-    setting fits models of different depth. ``pooling``: ``mean`` or ``mean_std`` over frames.
+    setting fits models of different depth. ``pooling``: ``mean`` or ``mean_std`` over frames, or
+    ``attention``: the frames themselves are kept (averaged in groups of ``frame_stride``, 20 ms
+    each) and the model learns how to pool them (``voice_whisper_attn``).
     ``trim`` drops leading and trailing silence first (RAVDESS clips open with about a second of it),
     so only frames of real audio are pooled.
     """
@@ -45,6 +47,7 @@ class WhisperFeatures:
     trim: bool = True
     top_db: float = 40.0
     batch_size: int = 8
+    frame_stride: int = 2
 
     def __post_init__(self) -> None:
         from emofuse.features.whisper import POOLINGS
@@ -57,8 +60,10 @@ class WhisperFeatures:
                 raise ConfigError(f"layers must be 'all' or a list of layer indices, not {self.layers!r}")
         else:
             object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
+        if self.pooling not in (*POOLINGS, "attention"):
+            raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}, attention, not {self.pooling!r}")
+        if self.frame_stride < 1:
+            raise ConfigError(f"frame_stride must be at least 1, not {self.frame_stride}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> WhisperFeatures:
@@ -72,6 +77,9 @@ class WhisperFeatures:
 
     def cache_settings(self, model: str) -> dict[str, Any]:
         """What the cached array of one model depends on (not the layer choice: all layers are stored)."""
+        if self.pooling == "attention":
+            return {"kind": "whisper_frames", "model": model, "frame_stride": self.frame_stride, "trim": self.trim,
+                    "top_db": self.top_db, "version": FEATURE_VERSION}
         return {"kind": "whisper", "model": model, "pooling": self.pooling, "trim": self.trim,
                 "top_db": self.top_db, "version": FEATURE_VERSION}
 
@@ -108,8 +116,44 @@ def pooled_states(items: Sequence[AudioInput], features: WhisperFeatures, *, mod
     (sorting by length keeps padding, and so wasted work, small). ``speed`` != 1 encodes a
     speed-perturbed copy of each item (training augmentation), cached under its own key.
     """
+    from emofuse.features.whisper import pool_states
+
+    if features.pooling == "attention":
+        raise ConfigError("pooling 'attention' keeps the frames: use frame_states")
+    return np.stack(_encoded(items, features, model=model, cache=cache, device=device, progress=progress,
+                             speed=speed, reduce=lambda states: pool_states(states, kind=features.pooling)))
+
+
+def frame_states(items: Sequence[AudioInput], features: WhisperFeatures, *, model: str,
+                 cache: FeatureCache | None = None, device: str = "cpu", progress: bool = False) -> list[np.ndarray]:
+    """Per item, ``(n_layers + 1, frames, d)`` float16 states of one Whisper model, every
+    ``features.frame_stride`` encoder frames averaged into one (``pooling="attention"``), cached like
+    :func:`pooled_states`."""
+    if features.pooling != "attention":
+        raise ConfigError(f"frame_states keeps the frames of pooling 'attention', not {features.pooling!r}")
+    return _encoded(items, features, model=model, cache=cache, device=device, progress=progress,
+                    reduce=lambda states: stride_frames(states, stride=features.frame_stride))
+
+
+def stride_frames(states: np.ndarray, *, stride: int) -> np.ndarray:
+    """``(layers, frames, d)`` -> ``(layers, ceil(frames / stride), d)`` float16: the mean of each
+    group of ``stride`` frames (the last group may be shorter), halving storage once more."""
+    layers, frames, d = states.shape
+    groups = -(-frames // stride)
+    padded = np.zeros((layers, groups * stride, d), dtype=np.float32)
+    padded[:, :frames] = states
+    counts = np.full(groups, stride, dtype=np.float32)
+    counts[-1] = frames - (groups - 1) * stride
+    sums = padded.reshape(layers, groups, stride, d).sum(axis=2)
+    return (sums / counts[None, :, None]).astype(np.float16)
+
+
+def _encoded(items: Sequence[AudioInput], features: WhisperFeatures, *, model: str, cache: FeatureCache | None,
+             device: str, progress: bool, reduce: Callable[[np.ndarray], np.ndarray],
+             speed: float = 1.0) -> list[np.ndarray]:
+    """``reduce(states)`` of each item, read from ``cache`` or encoded in length-sorted batches."""
     from emofuse._progress import track
-    from emofuse.features.whisper import encode_batch, load_whisper_encoder, pool_states
+    from emofuse.features.whisper import encode_batch, load_whisper_encoder
 
     settings = features.cache_settings(model)
     if speed != 1.0:
@@ -130,12 +174,12 @@ def pooled_states(items: Sequence[AudioInput], features: WhisperFeatures, *, mod
         batches = [order[s : s + features.batch_size] for s in range(0, len(order), features.batch_size)]
         for batch in track(batches, description=f"Whisper {model}", total=len(batches), enabled=progress):
             for i, states in zip(batch, encode_batch(encoder, [waves[i] for i in batch]), strict=True):
-                pooled = pool_states(states, kind=features.pooling)
+                reduced = reduce(states)
                 item = items[i]
                 if cache is not None and isinstance(item, str | Path):
-                    cache.store(item, settings, pooled)
-                out[i] = pooled
-    return np.stack([o for o in out if o is not None])
+                    cache.store(item, settings, reduced)
+                out[i] = reduced
+    return [o for o in out if o is not None]
 
 
 def select_layers(pooled: np.ndarray, layers: str | tuple[int, ...]) -> np.ndarray:
@@ -234,6 +278,9 @@ class VoiceWhisper:
         if isinstance(features, Mapping):
             features = WhisperFeatures.from_dict(features)
         self.features = features or WhisperFeatures()
+        if self.features.pooling == "attention":
+            raise ConfigError(f"{name}: a logistic regression reads pooled states (mean, mean_std); "
+                              "attention pooling is voice_whisper_attn's")
         if isinstance(C, str) and C != "val":
             raise ConfigError(f"C must be a number or 'val', not {C!r}")
         self.C = C
