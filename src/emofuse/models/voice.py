@@ -275,17 +275,20 @@ class TorchVoiceClassifier:
 
 
 class _CroppedFeatures:
-    """Training set of precomputed features, each randomly cropped to at most ``max_frames``."""
+    """Training set of precomputed features, each randomly cropped to at most ``max_frames`` along
+    ``frame_axis`` (1 for ``(n_features, frames)`` arrays, 0 for ``(frames, n_features)``)."""
 
-    def __init__(self, feats: list[np.ndarray], targets: np.ndarray, max_frames: int, *, seed: int) -> None:
-        self.feats, self.targets, self.max_frames = feats, targets, max_frames
+    def __init__(self, feats: list[np.ndarray], targets: np.ndarray, max_frames: int, *, seed: int,
+                 frame_axis: int = 1) -> None:
+        self.feats, self.targets, self.max_frames, self.frame_axis = feats, targets, max_frames, frame_axis
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.feats)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        return _random_crop(self.feats[i], self.max_frames, self.rng), int(self.targets[i])
+        crop = _random_crop(self.feats[i], self.max_frames, self.rng, frame_axis=self.frame_axis)
+        return crop, int(self.targets[i])
 
 
 class _AugmentedWaveforms:
@@ -307,12 +310,14 @@ class _AugmentedWaveforms:
         return _random_crop(self.features.compute(y), self.max_frames, self.rng), int(self.targets[i])
 
 
-def _random_crop(feats: np.ndarray, max_frames: int, rng: np.random.Generator) -> np.ndarray:
-    frames = feats.shape[1]
+def _random_crop(feats: np.ndarray, max_frames: int, rng: np.random.Generator, *, frame_axis: int = 1) -> np.ndarray:
+    frames = feats.shape[frame_axis]
     if frames <= max_frames:
         return feats
     start = int(rng.integers(0, frames - max_frames + 1))
-    return feats[:, start : start + max_frames]
+    window: list[slice] = [slice(None)] * feats.ndim
+    window[frame_axis] = slice(start, start + max_frames)
+    return feats[tuple(window)]  # a view, as plain slicing gives
 
 
 def _batch_augment(config: Any, net: Any) -> Any:

@@ -120,6 +120,7 @@ class VoiceWhisperAttention:
         import torch
 
         from emofuse.models._whisper_heads import AttentiveStatsHead
+        from emofuse.models.voice import _CroppedFeatures
         from emofuse.training.loop import fit, seed_everything
 
         if X_val is None or y_val is None:
@@ -130,7 +131,7 @@ class VoiceWhisperAttention:
         frames = np.concatenate(train_feats).astype(np.float32)  # (all frames, features)
         mean, std = torch.from_numpy(frames.mean(axis=0)), torch.from_numpy(frames.std(axis=0))
         del frames
-        train_set = _CroppedFrames(train_feats, targets, self.max_frames, seed=self.train.seed)
+        train_set = _CroppedFeatures(train_feats, targets, self.max_frames, seed=self.train.seed, frame_axis=0)
         train_set_whole = list(zip(train_feats, targets.tolist(), strict=True))
         val_set = list(zip(val_feats, val_targets.tolist(), strict=True))
         self.heads_, self.fit_results_ = [], []
@@ -142,12 +143,14 @@ class VoiceWhisperAttention:
             if isinstance(head, AttentiveStatsHead):
                 head.fit_pooled_normalisation(self._collate(train_set_whole[s : s + 64])[:2]
                                               for s in range(0, len(train_set_whole), 64))
+            # One head keeps the loop's own log and state paths; several get one each.
             suffix = "" if self.n_seeds == 1 else f"-seed{k}"
+            head_log = log_path if log_path is None or not suffix else f"{log_path}{suffix}"
+            head_state = state_dir if state_dir is None or not suffix else Path(state_dir) / f"seed{k}"
             self.fit_results_.append(fit(
                 head, train_set, val_set, train_targets=targets, val_targets=val_targets, n_classes=len(labels),
                 config=config, collate=self._collate,
-                log_path=None if log_path is None else Path(str(log_path) + suffix) if suffix else log_path,
-                state_dir=None if state_dir is None else Path(state_dir) / f"seed{k}" if suffix else state_dir,
+                log_path=head_log, state_dir=head_state,
                 progress=self.progress, description=f"{self.name}{suffix}"))
             head.eval()
             self.heads_.append(head)
@@ -207,22 +210,4 @@ class VoiceWhisperAttention:
             model.heads_.append(head)
         model.labels_ = tuple(meta["labels"])
         return model
-
-
-class _CroppedFrames:
-    """Training clips of frames, each randomly cropped to at most ``max_frames`` per epoch."""
-
-    def __init__(self, feats: list[np.ndarray], targets: np.ndarray, max_frames: int, *, seed: int) -> None:
-        self.feats, self.targets, self.max_frames = feats, targets, max_frames
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return len(self.feats)
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        f = self.feats[i]
-        if len(f) > self.max_frames:
-            start = int(self.rng.integers(0, len(f) - self.max_frames + 1))
-            f = f[start : start + self.max_frames]
-        return f, int(self.targets[i])
 
