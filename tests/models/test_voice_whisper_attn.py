@@ -106,6 +106,7 @@ def test_the_head_finds_the_frames_that_matter_and_survives_save_load(head, tmp_
     # Padding never counts: a clip scored alone or beside a longer one gets the same probabilities.
     alone = model.predict_proba(idx[200:201])
     np.testing.assert_allclose(alone[0], probs[0], atol=1e-6)
+    assert model.predict_proba([]).shape == (0, 2)
 
     model.save(tmp_path / "model")
     loaded = load_model(tmp_path / "model")

@@ -163,6 +163,8 @@ class VoiceWhisperAttention:
         from emofuse.training.loop import predict_logits
 
         check_fitted(self)
+        if len(X) == 0:
+            return np.zeros((0, len(self.labels_)))
         feats, _ = self.featurize(X)
         probs = np.zeros((len(feats), len(self.labels_)))
         for head in self.heads_:
