@@ -72,18 +72,30 @@ def load_waveform(item: AudioInput, *, sample_rate_hz: int) -> np.ndarray:
 
 
 def featurize(items: Sequence[AudioInput], features: VoiceFeatures, *, cache: FeatureCache | None,
-              progress: bool = False, description: str = "features") -> list[np.ndarray]:
-    """Features ``(n_features, frames)`` for each item; files go through the on-disk cache."""
-    from emofuse._progress import track
+              progress: bool = False, description: str = "features", speed: float = 1.0) -> list[np.ndarray]:
+    """Features ``(n_features, frames)`` for each item; files go through the on-disk cache.
 
-    settings = {"features": asdict(features), "version": 1}
+    ``speed`` != 1 computes the features of a speed-perturbed copy of each item (tempo and pitch
+    together, Kaldi-style), cached under its own key: training augmentation computed once.
+    """
+    from emofuse._progress import track
+    from emofuse.training.augment import speed_perturb
+
+    def compute(y: np.ndarray) -> np.ndarray:
+        if speed != 1.0:
+            y = speed_perturb(y, factor=speed, sr=features.sample_rate_hz)
+        return features.compute(y)
+
+    settings: dict[str, Any] = {"features": asdict(features), "version": 1}
+    if speed != 1.0:
+        settings["speed"] = float(speed)
     out = []
     for item in track(items, description=description, total=len(items), enabled=progress):
         if cache is not None and isinstance(item, str | Path):
-            out.append(cache.get_or_compute(item, settings, lambda p: features.compute(
+            out.append(cache.get_or_compute(item, settings, lambda p: compute(
                 load_audio(p, sample_rate_hz=features.sample_rate_hz))))
         else:
-            out.append(features.compute(load_waveform(item, sample_rate_hz=features.sample_rate_hz)))
+            out.append(compute(load_waveform(item, sample_rate_hz=features.sample_rate_hz)))
     return out
 
 
@@ -143,13 +155,16 @@ class TorchVoiceClassifier:
     """A voice network from :mod:`emofuse.models.voice_nets`, trained by the one training loop.
 
     Training clips are randomly cropped to ``max_frames`` (4 s by default: fixed-size batches, and a
-    little augmentation for free); evaluation uses each clip whole.
+    little augmentation for free); evaluation uses each clip whole. ``speed_copies`` (e.g. 0.9, 1.1)
+    computes and caches the features of speed-perturbed copies of every training clip once; each
+    time the loop draws a clip it gets the original or one of its copies, with equal chance. It
+    combines with SpecAugment and mixup, not with the on-the-fly waveform augmentation.
     """
 
     def __init__(self, name: str, *, arch: str, features: VoiceFeatures | None = None,
                  arch_params: Mapping[str, Any] | None = None, train: TrainConfig | None = None,
-                 augment: Any = None, max_frames: int = 400, cache: FeatureCache | None = None,
-                 progress: bool = False) -> None:
+                 augment: Any = None, max_frames: int = 400, speed_copies: Sequence[float] = (),
+                 cache: FeatureCache | None = None, progress: bool = False) -> None:
         from emofuse.training.augment import PRESETS, AugmentConfig
 
         self.name = name
@@ -162,6 +177,12 @@ class TorchVoiceClassifier:
         elif isinstance(augment, Mapping):
             augment = AugmentConfig.from_dict(augment)
         self.augment = augment
+        self.speed_copies = tuple(float(f) for f in speed_copies)
+        if any(not 0.5 <= f <= 2.0 or f == 1.0 for f in self.speed_copies):
+            raise ConfigError(f"speed_copies must be factors in [0.5, 2] other than 1, not {list(speed_copies)}")
+        if self.speed_copies and augment.waveform_enabled:
+            raise ConfigError("speed_copies are precomputed features: they do not combine with waveform "
+                              "augmentation (use the augment config's speed range there instead)")
         self.max_frames = max_frames
         self.cache = cache
         self.progress = progress
@@ -170,7 +191,8 @@ class TorchVoiceClassifier:
 
     def get_params(self) -> dict[str, Any]:
         return {"arch": self.arch, "features": asdict(self.features), "arch_params": self.arch_params,
-                "train": self.train.to_dict(), "augment": self.augment.to_dict(), "max_frames": self.max_frames}
+                "train": self.train.to_dict(), "augment": self.augment.to_dict(), "max_frames": self.max_frames,
+                "speed_copies": list(self.speed_copies)}
 
     # The loop asks for a module, datasets of (features, target) and a collate function.
     def _collate(self, batch: list[tuple[np.ndarray, int]]) -> tuple[Any, Any, Any]:
@@ -211,7 +233,9 @@ class TorchVoiceClassifier:
             train_set: Any = _AugmentedWaveforms(waveforms, targets, self.features, self.augment, self.max_frames,
                                                  seed=self.train.seed)
         else:
-            train_set = _CroppedFeatures(train_feats, targets, self.max_frames, seed=self.train.seed)
+            copies = [featurize(X, self.features, cache=self.cache, progress=self.progress, speed=f,
+                                description=f"train features x{f}") for f in self.speed_copies]
+            train_set = _CroppedFeatures(train_feats, targets, self.max_frames, seed=self.train.seed, copies=copies)
         val_set = list(zip(val_feats, val_targets.tolist(), strict=True))
         batch_transform = _batch_augment(self.augment, net) if (self.augment.spec_enabled or self.augment.mixup_alpha) else None
         self.fit_result_ = fit(net, train_set, val_set, train_targets=targets, val_targets=val_targets,
@@ -254,6 +278,7 @@ class TorchVoiceClassifier:
             "max_frames": self.max_frames,
             "train": self.train.to_dict(),
             "augment": self.augment.to_dict(),
+            "speed_copies": list(self.speed_copies),
             "fit": fit_info,
         })
 
@@ -265,7 +290,7 @@ class TorchVoiceClassifier:
         train = TrainConfig.from_dict({**meta["train"], "device": kwargs.pop("device", "cpu")})
         model = cls(meta["model"], arch=meta["architecture"]["kind"], features=VoiceFeatures.from_dict(meta["features"]),
                     arch_params=meta["architecture"]["params"], train=train, augment=meta["augment"],
-                    max_frames=meta["max_frames"], **kwargs)
+                    max_frames=meta["max_frames"], speed_copies=meta.get("speed_copies", ()), **kwargs)
         net = model._new_net(len(meta["labels"]))
         net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
         net.eval()
@@ -276,18 +301,29 @@ class TorchVoiceClassifier:
 
 class _CroppedFeatures:
     """Training set of precomputed features, each randomly cropped to at most ``max_frames`` along
-    ``frame_axis`` (1 for ``(n_features, frames)`` arrays, 0 for ``(frames, n_features)``)."""
+    ``frame_axis`` (1 for ``(n_features, frames)`` arrays, 0 for ``(frames, n_features)``).
+
+    ``copies``: further versions of every clip's features (speed-perturbed), in the order of
+    ``feats``; each draw of a clip picks the original or one of its copies uniformly.
+    """
 
     def __init__(self, feats: list[np.ndarray], targets: np.ndarray, max_frames: int, *, seed: int,
-                 frame_axis: int = 1) -> None:
+                 frame_axis: int = 1, copies: Sequence[list[np.ndarray]] = ()) -> None:
         self.feats, self.targets, self.max_frames, self.frame_axis = feats, targets, max_frames, frame_axis
+        self.copies = list(copies)
+        if any(len(c) != len(feats) for c in self.copies):
+            raise ValueError("every copy must hold one feature array per clip")
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.feats)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        crop = _random_crop(self.feats[i], self.max_frames, self.rng, frame_axis=self.frame_axis)
+        feats = self.feats[i]
+        if self.copies:
+            version = int(self.rng.integers(0, len(self.copies) + 1))
+            feats = feats if version == 0 else self.copies[version - 1][i]
+        crop = _random_crop(feats, self.max_frames, self.rng, frame_axis=self.frame_axis)
         return crop, int(self.targets[i])
 
 
