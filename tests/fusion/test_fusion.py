@@ -194,6 +194,27 @@ def test_fusion_beats_each_member_when_members_are_independent(name, voice_face)
     for member, labels in (("voice", RAVDESS8), ("face", FER7)):
         alone = align_probabilities(test.probabilities[member], labels, BASIC7).argmax(axis=1)
         assert fused_acc > (alone == y_idx[test_rows]).mean(), member
+    if name == "fusion_stacking":
+        assert model.fallback_ == -1  # the stacker beat both members on held-out fit data
+
+
+def test_stacking_falls_back_to_a_member_the_stacker_cannot_beat(tmp_path):
+    rng = np.random.default_rng(5)
+    labels = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised", "calm")
+    y = np.tile(np.arange(8), 25)  # 200 samples: few for 2 * 9 stacker features and 8 classes
+    good = _noisy_member(y, labels, labels, strength=3.0, rng=rng)
+    X = FusionInput({"noise": rng.dirichlet(np.ones(8), len(y)), "good": good}, {"noise": labels, "good": labels})
+    model = create_model("fusion_stacking").fit(X, [labels[i] for i in y], labels=labels)
+    assert model.fallback_ == 1
+    probs = model.predict_proba(X)
+    np.testing.assert_array_equal(probs.argmax(axis=1), good.argmax(axis=1))  # temperature keeps the argmax
+    partial = X.without("good", np.arange(len(y)) < 10)  # where "good" is missing, the stacker answers
+    np.testing.assert_allclose(model.predict_proba(partial)[10:], probs[10:])
+    assert np.isfinite(model.predict_proba(partial)[:10]).all()
+    model.save(tmp_path / "m")
+    assert load_model(tmp_path / "m").fallback_ == 1
+    never = create_model("fusion_stacking", fallback=False).fit(X, [labels[i] for i in y], labels=labels)
+    assert never.fallback_ == -1
 
 
 def test_weighted_fit_picks_the_good_member_over_noise():

@@ -297,18 +297,24 @@ class StackingFusion(LateFusion):
     ``C=None`` (the default) picks the regularisation from :data:`C_GRID` by 3-fold cross-validation
     (log-loss) on the fit data itself, folds grouped by sample; a validation set of a few hundred
     clips is small for ``M * (K + 1)`` features, and a fixed weak penalty overfits it.
+
+    ``fallback=True`` (the default) guards against a stacker that only fits noise: the same 3 folds
+    score the stacker's held-out UA against each member's UA on the same samples, and when a member
+    alone does at least as well, the fusion answers with that member wherever it is present
+    (``fallback_``, the member's index; the stacker still answers for samples that lack it).
     """
 
     C_GRID = (0.001, 0.01, 0.1, 1.0)
 
     def __init__(self, name: str, *, temperature: bool = True, C: float | None = None, max_iter: int = 2000,
-                 progress: bool = False) -> None:
+                 fallback: bool = True, progress: bool = False) -> None:
         super().__init__(name, strategy="mean", temperature=temperature, progress=progress)
         self.C = C
         self.max_iter = max_iter
+        self.fallback = fallback
 
     def get_params(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "C": self.C, "max_iter": self.max_iter}
+        return {"temperature": self.temperature, "C": self.C, "max_iter": self.max_iter, "fallback": self.fallback}
 
     @staticmethod
     def _features(aligned: Aligned) -> np.ndarray:
@@ -352,36 +358,72 @@ class StackingFusion(LateFusion):
         groups = np.concatenate([np.flatnonzero(keep_mask) for keep_mask in self._kept(aligned)])
         if len(np.unique(all_targets)) < 2:
             raise FusionError(f"{self.name}: stacking needs fit data with at least two classes")
-        self.C_ = self.C if self.C is not None else self._select_C(features, all_targets, groups)
+        if self.C is not None:
+            self.C_ = float(self.C)
+            held_out = self._held_out(features, all_targets, groups, [self.C_])[0] if self.fallback else None
+        else:
+            held_out_by_C = self._held_out(features, all_targets, groups, list(self.C_GRID))
+            losses = [_log_loss(p, all_targets) for p in held_out_by_C]
+            best = int(np.argmin(losses))
+            self.C_, held_out = float(self.C_GRID[best]), held_out_by_C[best]
+        self.fallback_ = -1
+        if self.fallback and held_out is not None:
+            self.fallback_ = self._pick_fallback(aligned, y_idx, held_out)
         self.head_ = StandardisedLogReg(C=self.C_, max_iter=self.max_iter).fit(features, all_targets)
         return self
 
     def _kept(self, aligned: Aligned) -> list[np.ndarray]:
         return [(aligned.present & mask[None, :]).any(axis=1) for mask in self._masks(len(self.members_))]
 
-    def _select_C(self, features: np.ndarray, targets: np.ndarray, groups: np.ndarray) -> float:
-        """The C of :data:`C_GRID` with the lowest held-out log-loss, 3 folds grouped by sample."""
+    def _held_out(self, features: np.ndarray, targets: np.ndarray, groups: np.ndarray,
+                  Cs: Sequence[float]) -> list[np.ndarray]:
+        """For each C, every row's probabilities from a stacker that never saw its sample: 3 folds
+        grouped by sample (a row left unscored, when a fold cannot be fitted, is uniform)."""
         from emofuse.models._linear import StandardisedLogReg
 
         n_samples = int(groups.max()) + 1
         fold_of = np.random.default_rng(0).permutation(n_samples) % 3
-        losses = []
-        for C in self.C_GRID:
-            loss = 0.0
+        out = []
+        for C in Cs:
+            probs = np.full((len(targets), len(self.labels_)), 1.0 / len(self.labels_))
             for k in range(3):
                 test = fold_of[groups] == k
                 if test.all() or not test.any() or len(np.unique(targets[~test])) < 2:
                     continue
                 head = StandardisedLogReg(C=C, max_iter=self.max_iter).fit(features[~test], targets[~test])
-                probs = head.predict_proba(features[test], len(self.labels_))
-                loss += float(-np.log(np.clip(probs[np.arange(test.sum()), targets[test]], 1e-12, None)).sum())
-            losses.append(loss)
-        return float(self.C_GRID[int(np.argmin(losses))])
+                probs[test] = head.predict_proba(features[test], len(self.labels_))
+            out.append(probs)
+        return out
+
+    def _pick_fallback(self, aligned: Aligned, y_idx: np.ndarray, stacked: np.ndarray) -> int:
+        """The member that alone matches or beats the stacker's held-out UA (the best such), or -1.
+
+        ``stacked``: held-out probabilities of every stacker row; the first mask keeps every member,
+        so the first rows are the samples in order (those with at least one member present)."""
+        from emofuse.evaluation.metrics import confusion_matrix, scores_from_confusion
+
+        rows = aligned.present.any(axis=1)
+        truth = y_idx[rows]
+
+        def ua(probs: np.ndarray) -> float:
+            return float(scores_from_confusion(confusion_matrix(truth, probs.argmax(axis=1), len(self.labels_)))["ua"])
+
+        stacker_ua = ua(stacked[: int(rows.sum())])
+        best, best_ua = -1, stacker_ua
+        for m in range(len(self.members_)):
+            # Where the member is missing, the stacker answers, as it will at prediction time.
+            alone = np.where(aligned.present[rows, m : m + 1], aligned.probs[m][rows], stacked[: int(rows.sum())])
+            if ua(alone) >= best_ua:
+                best, best_ua = m, ua(alone)
+        return best
 
     def predict_proba(self, X: FusionInput) -> np.ndarray:
         check_fitted(self)
         aligned = self._align(X)
         probs = self.head_.predict_proba(self._features(aligned), len(self.labels_))
+        if self.fallback_ >= 0:
+            has = aligned.present[:, self.fallback_]
+            probs[has] = aligned.probs[self.fallback_][has]
         nobody = ~aligned.present.any(axis=1)
         probs[nobody] = 1.0 / len(self.labels_)
         return probs
@@ -391,11 +433,16 @@ class StackingFusion(LateFusion):
 
         check_fitted(self)
         save_checkpoint(directory, arrays={"weights": self.weights_, **self.head_.arrays()},
-                        meta={**self._meta(), "selected_C": self.C_})
+                        meta={**self._meta(), "selected_C": self.C_, "fallback_member": self.fallback_})
 
     def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         from emofuse.models._linear import StandardisedLogReg
 
         super()._restore(arrays, meta)
         self.C_ = float(meta["selected_C"])
+        self.fallback_ = int(meta.get("fallback_member", -1))  # checkpoints from before the fallback have none
         self.head_ = StandardisedLogReg.from_arrays(dict(arrays), C=self.C_)
+
+
+def _log_loss(probs: np.ndarray, targets: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(targets)), targets], 1e-12, None)).sum())
