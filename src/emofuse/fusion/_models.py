@@ -408,13 +408,13 @@ class StackingFusion(LateFusion):
         def ua(probs: np.ndarray) -> float:
             return float(scores_from_confusion(confusion_matrix(truth, probs.argmax(axis=1), len(self.labels_)))["ua"])
 
-        stacker_ua = ua(stacked[: int(rows.sum())])
-        best, best_ua = -1, stacker_ua
+        stacked = stacked[: int(rows.sum())]
+        best, best_ua = -1, ua(stacked)
         for m in range(len(self.members_)):
             # Where the member is missing, the stacker answers, as it will at prediction time.
-            alone = np.where(aligned.present[rows, m : m + 1], aligned.probs[m][rows], stacked[: int(rows.sum())])
-            if ua(alone) >= best_ua:
-                best, best_ua = m, ua(alone)
+            member_ua = ua(np.where(aligned.present[rows, m : m + 1], aligned.probs[m][rows], stacked))
+            if member_ua >= best_ua:
+                best, best_ua = m, member_ua
         return best
 
     def predict_proba(self, X: FusionInput) -> np.ndarray:
