@@ -128,9 +128,7 @@ class VoiceWhisperAttention:
         targets, val_targets = label_targets(y, labels), label_targets(y_val, labels)
         train_feats, self.dims_ = self.featurize(X)
         val_feats, _ = self.featurize(X_val)
-        frames = np.concatenate(train_feats).astype(np.float32)  # (all frames, features)
-        mean, std = torch.from_numpy(frames.mean(axis=0)), torch.from_numpy(frames.std(axis=0))
-        del frames
+        mean, std = (torch.from_numpy(a) for a in _frame_mean_std(train_feats))
         train_set = _CroppedFeatures(train_feats, targets, self.max_frames, seed=self.train.seed, frame_axis=0)
         train_set_whole = list(zip(train_feats, targets.tolist(), strict=True))
         val_set = list(zip(val_feats, val_targets.tolist(), strict=True))
@@ -213,3 +211,17 @@ class VoiceWhisperAttention:
         model.labels_ = tuple(meta["labels"])
         return model
 
+
+def _frame_mean_std(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std over every frame of ``feats`` (each ``(frames, features)``), float32,
+    accumulated clip by clip in float64 rather than from one float32 copy of all the frames."""
+    total = sum(f.shape[0] for f in feats)
+    sums = np.zeros(feats[0].shape[1])
+    squares = np.zeros(feats[0].shape[1])
+    for f in feats:
+        x = f.astype(np.float64)
+        sums += x.sum(axis=0)
+        squares += np.square(x).sum(axis=0)
+    mean = sums / total
+    std = np.sqrt(np.maximum(squares / total - np.square(mean), 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
