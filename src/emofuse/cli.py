@@ -419,6 +419,9 @@ def study(
     out: Annotated[Path, typer.Option(help="Study folder: run directories, report.md, report.html.")],
     data: Annotated[list[str] | None, typer.Option("--data", help="NAME=PATH, overriding the config's data paths.")] = None,
     workers: Annotated[int | None, typer.Option(help="Cells trained at once [default: the config's workers].")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Run only this model entry (repeatable), with the fusions of only these: split a study "
+                       "across machines, then run the whole config into the same --out to finish it.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a grid of models × protocols × seeds, fuse, and write report.md and report.html (resumable)."""
@@ -429,10 +432,11 @@ def study(
     study_config = _run(load_study_config, config, data_overrides=_parse_data(data or []))
     command = " ".join(shlex.quote(str(a)) for a in ["emofuse", "study", config, "--out", out,
                                                      *(x for d in data or [] for x in ("--data", d)),
-                                                     *(["--workers", workers] if workers else [])])
+                                                     *(["--workers", workers] if workers else []),
+                                                     *(x for o in only or [] for x in ("--only", o))])
     console = _console()
     outcome = _run(run_study, study_config, out, workers=workers, progress=not quiet, command=command,
-                   log=lambda message: console.print(message, markup=False))
+                   log=lambda message: console.print(message, markup=False), only=only or None)
     console.print(f"report: {outcome.report_md} and {outcome.report_html}")
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from emofuse.cli import app
 from emofuse.study import StudyConfig, run_study
+from emofuse.study.runner import StudyError
 from emofuse.training.experiment import ExperimentConfig, run_experiment
 
 
@@ -190,3 +191,35 @@ def test_a_worker_job_rebuilds_the_config_and_runs_its_cell(ravdess_dir, tmp_pat
     done, status, _seconds = _model_cell_job((config.to_dict(), "plain", cell, True, 1))
     assert done == cell and status == "trained"
     assert (cell.dir / "folds" / "random" / "val_predictions.npz").is_file()
+
+
+def test_only_runs_the_named_entries_and_the_whole_config_finishes_the_study(ravdess_dir, fer_csv, tmp_path):
+    """``--only``: one machine runs some entries (and the fusions of only those), a second run of the
+    whole config into the same folder keeps them and does the rest."""
+    cfg = _config(ravdess_dir, fer_csv)
+    cfg["models"][0]["protocols"] = ["ravdess-6fold"]
+    del cfg["models"][0]["references"]
+    config = StudyConfig.from_dict(cfg)
+    out = tmp_path / "split"
+    first = run_study(config, out, progress=False, only=["logreg", "logreg_c01"])
+    assert first.statuses == {"logreg / ravdess-6fold / seed 0": "trained", "logreg_c01 / ravdess-6fold / seed 0": "trained",
+                              "mean / ravdess-6fold / seed 0": "fused", "weighted / ravdess-6fold / seed 0": "fused",
+                              "stack / ravdess-6fold / seed 0": "fused"}
+    assert not (out / "cells" / "fer2013-official").exists() and not (out / "paired").exists()
+    rows = {(r["entry"], r["protocol"]) for r in json.loads((out / "study.json").read_text())["rows"]}
+    assert ("face", "fer2013-official") not in rows and ("mean", "ravdess-6fold") in rows
+    # A member outside --only: its fusions wait for the whole run.
+    partial = run_study(config, tmp_path / "one", progress=False, report=False, only=["logreg"])
+    assert set(partial.statuses) == {"logreg / ravdess-6fold / seed 0"}
+
+    rest = run_study(config, out, progress=False)
+    assert rest.statuses["logreg / ravdess-6fold / seed 0"] == "done before"
+    assert rest.statuses["mean / ravdess-6fold / seed 0"] == "done before"
+    assert rest.statuses["face / fer2013-official / seed 0"] == "trained"
+    assert (out / "paired" / "paired.json").is_file()
+
+    with pytest.raises(StudyError, match="names no model entry of synthetic: nope"):
+        run_study(config, tmp_path / "bad", progress=False, only=["logreg", "nope"])
+    assert not (tmp_path / "bad").exists()
+    result = CliRunner().invoke(app, ["study", "x.yaml", "--help"])
+    assert "--only" in result.output

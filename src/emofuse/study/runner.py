@@ -318,17 +318,27 @@ class StudyOutcome:
 
 
 def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = None, progress: bool = True,
-              command: str = "", log: Callable[[str], None] | None = None, report: bool = True) -> StudyOutcome:
+              command: str = "", log: Callable[[str], None] | None = None, report: bool = True,
+              only: Sequence[str] | None = None) -> StudyOutcome:
     """Run every cell (skipping finished ones), fuse, run the paired evaluation, write the report
-    (unless ``report`` is False: then only ``study.json``)."""
+    (unless ``report`` is False: then only ``study.json``).
+
+    ``only`` names the model entries to run, to split one study across machines (the GPU cells on a
+    GPU machine, the rest elsewhere): the fusions and the paired evaluation whose members are all
+    among them run too, and the report covers what ran. Running the whole config later into the same
+    ``out`` skips the finished cells and completes the study."""
     import os
 
     from emofuse.study.paired import run_paired
     from emofuse.study.results import collect_study
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     model_cells, fusion_cells = plan_cells(config, out)
+    chosen = _chosen_entries(config, only)
+    out.mkdir(parents=True, exist_ok=True)
+    model_cells = [c for c in model_cells if c.entry in chosen]
+    member_sets = {f.name: set(f.members) for f in config.fusion_entries()}
+    fusion_cells = [c for c in fusion_cells if member_sets[c.entry] <= chosen]
     want_val = needs_val_predictions(config)
     entries = {m.name: m for m in config.models}
     workers = max(1, workers or config.workers)
@@ -375,7 +385,7 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
             say(f"{label(cell)}: {statuses[label(cell)]}")
             bar.advance()
     paired = None
-    if config.paired is not None:
+    if config.paired is not None and {config.paired.voice, config.paired.face} <= chosen:
         p = config.paired
         seed = config.seeds_of(entries[p.voice])[0]
         face_seed = config.seeds_of(entries[p.face])[0]
@@ -387,6 +397,17 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
 
     md, html = write_report(study, out) if report else (out / "report.md", out / "report.html")
     return StudyOutcome(out=out, report_md=md, report_html=html, statuses=statuses)
+
+
+def _chosen_entries(config: StudyConfig, only: Sequence[str] | None) -> set[str]:
+    names = {m.name for m in config.model_entries()}
+    if only is None:
+        return names
+    unknown = sorted(set(only) - names)
+    if unknown:
+        raise StudyError(f"--only names no model entry of {config.name}: {', '.join(unknown)} "
+                         f"(its model entries: {', '.join(sorted(names))})")
+    return set(only)
 
 
 class _Progress:
