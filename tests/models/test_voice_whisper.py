@@ -205,3 +205,31 @@ def test_mfcc_statistics_beside_the_whisper_states(tmp_path):
     np.testing.assert_allclose(again.predict_proba(paths), model.predict_proba(paths), atol=1e-12)
     with pytest.raises(ConfigError, match="mfcc_stats combines"):
         create_model("voice_whisper_mfcc", augment_speeds=[0.9])
+
+
+def test_heldout_validation_probabilities_come_from_heads_that_never_saw_those_clips():
+    """With ``refit_with_val`` the final head learns the validation clips, so its own validation
+    probabilities are in-sample; fusion gets those of the head fitted before the refit instead."""
+    from emofuse.models._linear import StandardisedLogReg
+
+    rng = np.random.default_rng(1)
+    table, labels, speakers = _emotion_and_speaker_table(rng)
+    table = table + rng.normal(scale=1.5, size=table.shape)  # noisy enough that a refit moves the head
+    train = [i for i, s in enumerate(speakers) if s not in ("s6", "s7")]
+    val = [i for i, s in enumerate(speakers) if s == "s6"]
+    pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
+    ys = {"calm": 0, "angry": 1}
+    model = _TableFeatures("voice_whisper_tiny", C="val", C_grid=(0.01, 1.0))
+    model.table = table
+    model.fit(train, pick(train, labels), labels=["calm", "angry"], X_val=val, y_val=pick(val, labels))
+    assert model.fits_on_validation
+    before_refit = StandardisedLogReg(C=model.C_, max_iter=model.max_iter, solver="torch", balanced=True).fit(
+        table[train], np.array([ys[label] for label in pick(train, labels)]))
+    np.testing.assert_allclose(model.heldout_val_proba_, before_refit.predict_proba(table[val], 2), atol=1e-6)
+    assert not np.allclose(model.heldout_val_proba_, model.predict_proba(val), atol=1e-3)
+
+    plain = _TableFeatures("voice_whisper_tiny", C="val", C_grid=(0.01, 1.0), refit_with_val=False)
+    plain.table = table
+    plain.fit(train, pick(train, labels), labels=["calm", "angry"], X_val=val, y_val=pick(val, labels))
+    assert not plain.fits_on_validation
+    np.testing.assert_allclose(plain.heldout_val_proba_, plain.predict_proba(val), atol=1e-6)

@@ -223,3 +223,51 @@ def test_only_runs_the_named_entries_and_the_whole_config_finishes_the_study(rav
     assert not (tmp_path / "bad").exists()
     result = CliRunner().invoke(app, ["study", "x.yaml", "--help"])
     assert "--only" in result.output
+
+
+def test_a_model_fitted_on_its_validation_clips_is_fused_on_held_out_predictions_only(ravdess_dir, tmp_path):
+    """A run of a model that refits with its validation clips is reused for fusion only when it kept
+    held-out validation predictions; a finished cell without them is an error, not a silent in-sample fit."""
+    from emofuse.study.runner import find_reusable_run, has_heldout_val_predictions
+
+    earlier = tmp_path / "runs" / "old"
+    run_experiment(ExperimentConfig.from_dict({
+        "model": "voice_logreg", "data": {"ravdess": str(ravdess_dir)}, "protocol": "ravdess-random",
+        "out": str(earlier / "run"), "seed": 0, "model_params": {"max_iter": 200}}),
+        progress=False, save_val_predictions=True)
+    experiment = json.loads((earlier / "run" / "config.json").read_text())["experiment"]
+    assert not has_heldout_val_predictions(earlier / "run")  # voice_logreg does not fit on validation data
+    assert find_reusable_run([earlier], experiment) == earlier / "run"
+    assert find_reusable_run([earlier], experiment, need_heldout_val=True) is None
+    val = earlier / "run" / "folds" / "random" / "val_predictions.npz"
+    with np.load(val) as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez(val, **arrays, heldout=np.array(True))
+    assert has_heldout_val_predictions(earlier / "run")
+    assert find_reusable_run([earlier], experiment, need_heldout_val=True) == earlier / "run"
+
+
+def test_a_whisper_head_refitted_with_its_validation_clips_is_fused_on_its_held_out_predictions(ravdess_dir, tmp_path):
+    """voice_whisper_tiny (real tiny.en states) refits with its validation clips: the study stores the
+    validation probabilities of its head fitted before that refit, marked held-out, and fuses on those."""
+    from emofuse.models import load_model
+
+    cfg = {"name": "heldout", "data": {"ravdess": str(ravdess_dir)}, "protocols": ["ravdess-random"],
+           "models": [{"name": "whisper", "model": "voice_whisper_tiny", "params": {"C": 0.1}},
+                      {"name": "plain", "model": "voice_logreg", "params": {"max_iter": 200}}],
+           "fusions": [{"name": "w", "strategy": "fusion_weighted", "members": ["whisper", "plain"]}]}
+    out = tmp_path / "study"
+    outcome = run_study(StudyConfig.from_dict(cfg), out, progress=False, report=False)
+    assert outcome.statuses["w / ravdess-random / seed 0"] == "fused"
+    fold = out / "cells" / "ravdess-random" / "whisper" / "seed0" / "folds" / "random"
+    with np.load(fold / "val_predictions.npz") as data:
+        assert "heldout" in data.files
+        stored, paths = data["probs"], [str(p) for p in data["paths"]]
+    in_sample = load_model(fold / "model").predict_proba(paths)
+    assert stored.shape == in_sample.shape and not np.allclose(stored, in_sample, atol=1e-4)
+    # A finished cell whose validation predictions were not kept held-out (an older run) is refused.
+    with np.load(fold / "val_predictions.npz") as data:
+        arrays = {k: data[k] for k in data.files if k != "heldout"}
+    np.savez(fold / "val_predictions.npz", **arrays)
+    with pytest.raises(StudyError, match="not held-out ones"):
+        run_study(StudyConfig.from_dict(cfg), out, progress=False, report=False)

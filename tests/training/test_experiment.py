@@ -110,3 +110,26 @@ def test_text_model_on_transcripts_of_speech(tmp_path):
     assert "inputs" not in _config(root, tmp_path / "o").to_dict()  # the default leaves old runs comparable
     with pytest.raises(EmofuseError, match="inputs must be"):
         ExperimentConfig.from_dict({**config.to_dict(), "inputs": "words"})
+
+
+def test_validation_probabilities_are_held_out_for_a_model_fitted_on_them():
+    from emofuse.training.experiment import fits_on_validation, validation_probabilities
+
+    class Refits:
+        name = "refits"
+        fits_on_validation = True
+        heldout_val_proba_: np.ndarray | None = np.array([[0.6, 0.4]])
+
+        def predict_proba(self, X):
+            return np.array([[1.0, 0.0]])  # in-sample: what fusion must not fit on
+
+    class Plain(Refits):
+        fits_on_validation = False
+
+    np.testing.assert_array_equal(validation_probabilities(Refits(), ["clip"]), [[0.6, 0.4]])
+    np.testing.assert_array_equal(validation_probabilities(Plain(), ["clip"]), [[1.0, 0.0]])
+    assert fits_on_validation(Refits()) and not fits_on_validation(Plain()) and not fits_on_validation(object())
+    loaded = Refits()
+    loaded.heldout_val_proba_ = None  # as after load_model: nothing kept from fit
+    with pytest.raises(EmofuseError, match="refits was fitted on its validation data"):
+        validation_probabilities(loaded, ["clip"])

@@ -90,14 +90,14 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
                 train_x, train_y = np.concatenate([train_x, extra_x]), np.concatenate([train_y, extra_y])
                 refit_extra = stacked(norm, copies, fold.val)
             val_x = _standardise_all(norm, F[fold.val], speakers[fold.val])
-            head, C, _ = fit_logreg_select(train_x, train_y, labels, C=clf.C, C_grid=clf.C_grid,
+            head, C, _, _ = fit_logreg_select(train_x, train_y, labels, C=clf.C, C_grid=clf.C_grid,
                                            max_iter=clf.max_iter, val=(val_x, targets[fold.val]), name=model,
                                            refit_with_val=clf.refit_with_val, refit_extra=refit_extra)
             fitted.append((norm, F, head, C, train_x, train_y))
         train_only = None
         if len(shrinkages) > 1:  # picked on the first view, used for every view
             _, _, _, C0, train_x0, train_y0 = fitted[0]
-            train_only, _, _ = fit_logreg_select(train_x0, train_y0, labels, C=C0, C_grid=(),
+            train_only, _, _, _ = fit_logreg_select(train_x0, train_y0, labels, C=C0, C_grid=(),
                                                  max_iter=clf.max_iter, val=None, name=model)
         test = fold.test
         for k in k_values:

@@ -4,7 +4,7 @@ column of the label set even for classes the training data lacked."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -93,31 +93,53 @@ def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int
     return W.detach().numpy().T.astype(np.float64), b.detach().numpy().astype(np.float64), classes.astype(np.int64)
 
 
+class SelectedHead(NamedTuple):
+    """What :func:`fit_logreg_select` chose: the final head, its C, validation score per C tried,
+    and held-out validation probabilities (None without validation data)."""
+
+    head: StandardisedLogReg
+    C: float
+    scores: dict[float, float]
+    val_proba: np.ndarray | None
+
+
 def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[str], *, C: float | str,
                 C_grid: Sequence[float], max_iter: int, val: tuple[np.ndarray, np.ndarray] | None,
                 name: str, refit_with_val: bool = False, solver: str = "torch", balanced: bool = True,
                 select_by: str = "ua", refit_extra: tuple[np.ndarray, np.ndarray] | None = None,
-                ) -> tuple[StandardisedLogReg, float, dict[float, float]]:
+                ) -> SelectedHead:
     """Fit the head; with ``C="val"``, pick C by validation UA first (ties go to the stronger
     regularisation; ``select_by="weighted_f1"`` for MELD-style headlines). ``refit_with_val`` then fits the final head on training and validation data
     together (the validation speakers are never test speakers, so nothing leaks); ``refit_extra``
-    joins that final fit only (augmented copies of the validation clips)."""
+    joins that final fit only (augmented copies of the validation clips).
+
+    The result's ``val_proba`` holds the validation probabilities of a head at the chosen C fitted
+    without the validation data: held-out predictions even when the final head is refitted with
+    them (late fusion fits its weights on these)."""
     from emofuse.errors import ConfigError
     from emofuse.evaluation.metrics import compute_metrics
 
+    def fit(c: float, x: np.ndarray, t: np.ndarray) -> StandardisedLogReg:
+        return StandardisedLogReg(C=c, max_iter=max_iter, solver=solver, balanced=balanced).fit(x, t)
+
     scores: dict[float, float] = {}
+    val_probas: dict[float, np.ndarray] = {}
     if C == "val":
         if val is None:
             raise ConfigError(f"{name}: C='val' needs validation data")
         for c in C_grid:
-            head = StandardisedLogReg(C=c, max_iter=max_iter, solver=solver, balanced=balanced).fit(feats, targets)
-            pred = head.predict_proba(val[0], len(labels)).argmax(axis=1)
+            val_probas[c] = fit(c, feats, targets).predict_proba(val[0], len(labels))
+            pred = val_probas[c].argmax(axis=1)
             scores[c] = getattr(compute_metrics(val[1], y_pred=pred, labels=list(labels)), select_by)
         C = max(scores, key=lambda c: (scores[c], -c))
     C = float(C)
-    if refit_with_val and val is not None:
-        feats, targets = np.concatenate([feats, val[0]]), np.concatenate([targets, val[1]])
-        if refit_extra is not None:
-            feats, targets = np.concatenate([feats, refit_extra[0]]), np.concatenate([targets, refit_extra[1]])
-    head = StandardisedLogReg(C=C, max_iter=max_iter, solver=solver, balanced=balanced).fit(feats, targets)
-    return head, C, scores
+    if val is None:
+        return SelectedHead(fit(C, feats, targets), C, scores, None)
+    if not refit_with_val:
+        head = fit(C, feats, targets)
+        return SelectedHead(head, C, scores, val_probas.get(C, head.predict_proba(val[0], len(labels))))
+    val_proba = val_probas[C] if C in val_probas else fit(C, feats, targets).predict_proba(val[0], len(labels))
+    feats, targets = np.concatenate([feats, val[0]]), np.concatenate([targets, val[1]])
+    if refit_extra is not None:
+        feats, targets = np.concatenate([feats, refit_extra[0]]), np.concatenate([targets, refit_extra[1]])
+    return SelectedHead(fit(C, feats, targets), C, scores, val_proba)

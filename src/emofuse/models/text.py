@@ -170,11 +170,12 @@ class TextEncoderLogReg:
 
     def fit(self, X: Sequence[str], y: Sequence[str], *, labels: Sequence[str], X_val: Sequence[str] | None = None,
             y_val: Sequence[str] | None = None, **_: Any) -> TextEncoderLogReg:
-        self.head_, self.C_, self.val_scores_ = fit_logreg_select(
+        selected = fit_logreg_select(
             self.featurize(X), label_targets(y, labels), labels, C=self.C, C_grid=self.C_grid,
             max_iter=self.max_iter, val=None if X_val is None or y_val is None
             else (self.featurize(X_val), label_targets(y_val, labels)), name=self.name, balanced=self.balanced,
             select_by=self.select_by)
+        self.head_, self.C_, self.val_scores_ = selected.head, selected.C, selected.scores
         self.labels_ = tuple(labels)
         return self
 

@@ -332,17 +332,27 @@ class VoiceWhisper:
             val = (self.featurize(X_val), val_targets)
             if self.augment_speeds and self.refit_with_val:
                 refit_extra = self._augmented(X_val, val_targets)
-        self.head_, self.C_, self.val_scores_ = fit_logreg_select(
+        self.head_, self.C_, self.val_scores_, val_proba = fit_logreg_select(
             feats, targets, labels, C=self.C, C_grid=self.C_grid, max_iter=self.max_iter, val=val, name=self.name,
             refit_with_val=self.refit_with_val, refit_extra=refit_extra)
         if self.untrimmed_view:
             untrimmed_val = None if val is None else (self.featurize(X_val, trim=False), val[1])  # type: ignore[arg-type]
-            self.untrimmed_head_, self.untrimmed_C_, self.untrimmed_val_scores_ = fit_logreg_select(
+            self.untrimmed_head_, self.untrimmed_C_, self.untrimmed_val_scores_, untrimmed_proba = fit_logreg_select(
                 self.featurize(X, trim=False), label_targets(y, labels), labels, C=self.C, C_grid=self.C_grid,
                 max_iter=self.max_iter, val=untrimmed_val, name=f"{self.name} (untrimmed view)",
                 refit_with_val=self.refit_with_val)
+            if val_proba is not None and untrimmed_proba is not None:
+                val_proba = (val_proba + untrimmed_proba) / 2  # as predict_proba averages the two heads
+        # Validation probabilities from heads that never saw the validation clips: what late fusion
+        # fits on (predict_proba(X_val) is in-sample once the final heads are refitted with them).
+        self.heldout_val_proba_ = val_proba
         self.labels_ = tuple(labels)
         return self
+
+    @property
+    def fits_on_validation(self) -> bool:
+        """True when the final heads are fitted on the validation clips too (``refit_with_val``)."""
+        return bool(self.refit_with_val)
 
     def predict_proba(self, X: Sequence[AudioInput]) -> np.ndarray:
         check_fitted(self)
@@ -380,7 +390,7 @@ class VoiceWhisper:
                                        population_mean_=norm.population_mean_, population_std_=norm.population_std_)
         if X_val is not None and y_val is not None and val_speakers is not None:
             val = (everything.transform(val_feats, list(val_speakers)), label_targets(y_val, labels))
-        self.speaker_head_, self.speaker_C_, _ = fit_logreg_select(
+        self.speaker_head_, self.speaker_C_, _, _ = fit_logreg_select(
             everything.transform(feats, list(speakers)), label_targets(y, labels), labels,
             C=self.C if C is None else C,
             C_grid=self.C_grid, max_iter=self.max_iter, val=val, name=f"{self.name}+spk",

@@ -97,9 +97,12 @@ def _same_data(stored: str, wanted: str, run_dir: Path) -> bool:
     return any((base / stored).resolve() == target for base in bases)
 
 
-def find_reusable_run(roots: Sequence[str | Path], experiment: dict[str, Any]) -> Path | None:
+def find_reusable_run(roots: Sequence[str | Path], experiment: dict[str, Any], *,
+                      need_heldout_val: bool = False) -> Path | None:
     """A finished run under ``roots`` whose config equals ``experiment`` (all but its ``out``; data
-    paths compared as folders) with every fold's predictions and model. None when there is none."""
+    paths compared as folders) with every fold's predictions and model. None when there is none.
+    ``need_heldout_val``: only a run whose every fold kept held-out validation predictions (a model
+    that fits on its validation data cannot make them again once saved)."""
     for root in roots:
         for config_path in sorted(Path(root).rglob("config.json")):
             run_dir = config_path.parent
@@ -117,8 +120,30 @@ def find_reusable_run(roots: Sequence[str | Path], experiment: dict[str, Any]) -
             # results.json is written only once every fold is finished; each fold must have its predictions.
             fold_dirs = [p.parent for p in (run_dir / "folds").glob("*/metrics.json")]
             if fold_dirs and all((d / "predictions.npz").is_file() and (d / "model").is_dir() for d in fold_dirs):
+                if need_heldout_val and not has_heldout_val_predictions(run_dir):
+                    continue
                 return run_dir
     return None
+
+
+def has_heldout_val_predictions(run_dir: Path) -> bool:
+    """Does every finished fold of the run hold validation predictions marked held-out?"""
+    folds = [d.parent for d in (run_dir / "folds").glob("*/metrics.json")]
+    for fold in folds:
+        path = fold / "val_predictions.npz"
+        if not path.is_file():
+            return False
+        with np.load(path) as data:
+            if "heldout" not in data.files:
+                return False
+    return bool(folds)
+
+
+def _fits_on_validation(experiment: Any) -> bool:
+    from emofuse.models import create_model
+    from emofuse.training.experiment import _model_params, fits_on_validation
+
+    return fits_on_validation(create_model(experiment.model, **_model_params(experiment)))
 
 
 def reuse_run(source: Path, cell_dir: Path, experiment: dict[str, Any]) -> None:
@@ -148,6 +173,7 @@ def ensure_val_predictions(cell_dir: Path, *, progress: bool = False) -> None:
         _inputs,
         _runtime_options,
         _take,
+        validation_probabilities,
         write_predictions,
     )
 
@@ -164,7 +190,8 @@ def ensure_val_predictions(cell_dir: Path, *, progress: bool = False) -> None:
     for fold_dir in missing:
         fold = folds[fold_dir.name]
         model = load_model(fold_dir / "model", **_runtime_options(experiment.model))
-        write_predictions(fold_dir / "val_predictions.npz", model.predict_proba(_take(inputs, fold.val)),
+        # A loaded model that fits on its validation data has no held-out predictions left: an error.
+        write_predictions(fold_dir / "val_predictions.npz", validation_probabilities(model, _take(inputs, fold.val)),
                           fold.val, dataset)
 
 
@@ -175,10 +202,18 @@ def run_model_cell(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_v
 
     experiment = experiment_config(config, entry, cell)
     wanted = experiment.to_dict()
+    # A model whose final fit includes the validation data: fusion must fit on the held-out
+    # validation predictions it kept from training, which a saved model cannot make again.
+    need_heldout = want_val and _fits_on_validation(experiment)
     if _cell_finished(cell.dir, wanted):
         status = "done before"
+        if need_heldout and not has_heldout_val_predictions(cell.dir):
+            raise StudyError(f"{cell.dir}: {entry.name} fits on its validation data, and this cell's validation "
+                             "predictions are not held-out ones (written before they were kept, or for a study "
+                             "that fused nothing); remove the cell to train it again")
     else:
-        source = None if (cell.dir / "config.json").is_file() else find_reusable_run(config.reuse, wanted)
+        source = None if (cell.dir / "config.json").is_file() else find_reusable_run(
+            config.reuse, wanted, need_heldout_val=need_heldout)
         if source is not None:
             reuse_run(source, cell.dir, wanted)
             status = f"reused {source}"

@@ -172,8 +172,8 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         if is_main:  # the processes hold the same trained model; one scores and saves it
             probs = model.predict_proba(_take(inputs, fold.test))
             if save_val_predictions:
-                write_predictions(fold_dir / "val_predictions.npz", model.predict_proba(_take(inputs, fold.val)),
-                                  fold.val, dataset)
+                write_predictions(fold_dir / "val_predictions.npz", validation_probabilities(model, _take(inputs, fold.val)),
+                                  fold.val, dataset, heldout=fits_on_validation(model))
             model.save(fold_dir / "model")
             _write_fold(fold_dir, model, fold.test, probs, dataset, train_seconds, len(train_idx))
             shutil.rmtree(fold_dir / "state", ignore_errors=True)
@@ -221,11 +221,35 @@ def _write_fold(fold_dir: Path, model: Any, test_idx: np.ndarray, probs: np.ndar
     })
 
 
-def write_predictions(path: Path, probs: np.ndarray, idx: np.ndarray, dataset: Any) -> None:
-    """``probs`` ``(len(idx), n_labels)`` with the targets and paths of samples ``idx``, atomically."""
+def write_predictions(path: Path, probs: np.ndarray, idx: np.ndarray, dataset: Any, *, heldout: bool = False) -> None:
+    """``probs`` ``(len(idx), n_labels)`` with the targets and paths of samples ``idx``, atomically.
+    ``heldout`` marks validation probabilities of a model that fits on its validation data too, taken
+    from its heads fitted before (see :func:`validation_probabilities`)."""
+    arrays: dict[str, np.ndarray] = {"probs": np.asarray(probs), "y_true": dataset.label_indices()[idx],
+                                     "paths": np.array([dataset.samples[i].path for i in idx], dtype=np.str_)}
+    if heldout:
+        arrays["heldout"] = np.array(True)
     with atomic_write(path, "wb") as handle:
-        np.savez(handle, probs=probs, y_true=dataset.label_indices()[idx],
-                 paths=np.array([dataset.samples[i].path for i in idx], dtype=np.str_))
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy types allow_pickle among the kwargs
+
+
+def fits_on_validation(model: Any) -> bool:
+    """Does the model's final fit include its validation data (e.g. ``refit_with_val``)?"""
+    return bool(getattr(model, "fits_on_validation", False))
+
+
+def validation_probabilities(model: Any, X_val: Any) -> np.ndarray:
+    """Validation probabilities late fusion may fit on: ``predict_proba(X_val)``, or, for a model
+    whose final fit included the validation data (those would be in-sample), the probabilities of its
+    heads fitted without it, which the model keeps from ``fit`` (``heldout_val_proba_``)."""
+    if not fits_on_validation(model):
+        return np.asarray(model.predict_proba(X_val))
+    heldout = getattr(model, "heldout_val_proba_", None)
+    if heldout is None:
+        raise EmofuseError(f"{getattr(model, 'name', type(model).__name__)} was fitted on its validation data and "
+                           "kept no held-out validation predictions (a model loaded from disk keeps none): "
+                           "train it again to fuse it")
+    return np.asarray(heldout)
 
 
 def summarize_run(out: str | Path) -> Any:
