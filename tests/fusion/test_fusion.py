@@ -242,3 +242,49 @@ def test_a_fusion_model_fed_raw_inputs_is_a_clear_error(ravdess_dir, tmp_path):
     result = CliRunner().invoke(app, ["train", "fusion_mean", "--data", f"ravdess={ravdess_dir}", "--protocol",
                                       "ravdess-random", "--out", str(tmp_path / "o"), "-q"])
     assert result.exit_code == 1 and "Traceback" not in result.output and "emofuse study" in result.stderr
+
+
+def _flipper(y: np.ndarray, n_classes: int, wins: np.ndarray, losses: np.ndarray):
+    """A member ``a`` right on all but ``wins``, and a member ``b`` that is confident only on ``wins``
+    (the right class) and ``losses`` (a wrong one) and uniform elsewhere: any mix that lets ``b`` speak
+    gains ``len(wins)`` samples over ``a`` and loses ``len(losses)``."""
+    n = len(y)
+    a = np.full((n, n_classes), 0.5 / (n_classes - 1))
+    a[np.arange(n), y] = 0.5
+    wrong = (y + 1) % n_classes
+    a[wins] = 0.5 / (n_classes - 1)
+    a[wins, wrong[wins]] = 0.5
+    b = np.full((n, n_classes), 1.0 / n_classes)
+    b[wins] = 0.02 / (n_classes - 1)
+    b[wins, y[wins]] = 0.98
+    b[losses] = 0.02 / (n_classes - 1)
+    b[losses, wrong[losses]] = 0.98
+    return a, b
+
+
+def test_a_mix_must_beat_the_best_member_by_a_standard_error_to_be_kept():
+    """The one-standard-error rule: a gain of 2 samples out of 240 made of 10 wins and 8 losses is
+    noise, and the weighted fusion and the stacker keep the best member; 30 wins and no loss is not."""
+    from emofuse.fusion._models import beats_by_se
+
+    labels = ("neutral", "happy", "sad", "angry")
+    y = np.tile(np.arange(4), 60)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    a, b = _flipper(y, 4, wins=order[:10], losses=order[10:18])
+    X = FusionInput({"a": a, "b": b}, {"a": labels, "b": labels})
+    names = [labels[i] for i in y]
+    plain = create_model("fusion_weighted", temperature=False, select_se=0).fit(X, names, labels=labels)
+    assert plain.weights_[1] > 0  # the plain maximum lets b speak: +2 samples on the fit data
+    careful = create_model("fusion_weighted", temperature=False).fit(X, names, labels=labels)
+    np.testing.assert_array_equal(careful.weights_, [1.0, 0.0])
+    assert create_model("fusion_weighted").get_params()["select_se"] == 1.0
+    mixed, alone = combine(plain._align(X), "weighted", weights=plain.weights_), a
+    assert not beats_by_se(y, mixed, alone, 4, 1.0) and beats_by_se(y, mixed, alone, 4, 0.0)
+
+    a2, b2 = _flipper(y, 4, wins=order[:30], losses=order[:0])
+    X2 = FusionInput({"a": a2, "b": b2}, {"a": labels, "b": labels})
+    kept = create_model("fusion_weighted", temperature=False).fit(X2, names, labels=labels)
+    assert kept.weights_[1] > 0
+    with pytest.raises(FusionError, match="select_se"):
+        create_model("fusion_weighted", select_se=-1).fit(X2, names, labels=labels)
