@@ -421,13 +421,11 @@ class StackingFusion(LateFusion):
 
         ``stacked``: held-out probabilities of every stacker row; the first mask keeps every member,
         so the first rows are the samples in order (those with at least one member present)."""
-        from emofuse.evaluation.metrics import confusion_matrix, scores_from_confusion
-
         rows = aligned.present.any(axis=1)
         truth = y_idx[rows]
 
         def ua(probs: np.ndarray) -> float:
-            return float(scores_from_confusion(confusion_matrix(truth, probs.argmax(axis=1), len(self.labels_)))["ua"])
+            return ua_score(truth, probs, len(self.labels_))
 
         stacked = stacked[: int(rows.sum())]
         # Where a member is missing, the stacker answers, as it will at prediction time.
@@ -487,11 +485,11 @@ def beats_by_se(y_idx: np.ndarray, candidate: np.ndarray, reference: np.ndarray,
     diffs = np.empty(n_boot)
     for b in range(n_boot):
         idx = rng.integers(0, len(y_idx), len(y_idx))
-        diffs[b] = _ua_of(y_idx[idx], pred_c[idx], n_classes) - _ua_of(y_idx[idx], pred_r[idx], n_classes)
+        diffs[b] = _ua_of(y_idx[idx], pred_c[idx]) - _ua_of(y_idx[idx], pred_r[idx])
     return diff > n_se * float(diffs.std())
 
 
-def _ua_of(y_idx: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+def _ua_of(y_idx: np.ndarray, pred: np.ndarray) -> float:
     """Mean recall over the classes present in ``y_idx`` (a bootstrap resample may lack one)."""
     present = np.unique(y_idx)
     return float(np.mean([(pred[y_idx == c] == c).mean() for c in present])) if len(present) else 0.0
