@@ -147,7 +147,7 @@ class LateFusion:
     one-standard-error rule; 0 keeps the plain maximum). On a few hundred validation clips a gain of
     a point or two is noise, and members that early-stopped or chose C on those clips look better
     there than on new speakers: measured on ravdess-6fold, the plain maximum put 10-30 % weight on
-    a from-scratch CNN beside a Whisper head and lost 0.7 points UA on test.
+    the from-scratch CRNN beside a Whisper head and lost 0.7 points UA on test.
     """
 
     def __init__(self, name: str, *, strategy: str = "mean", temperature: bool = True, objective: str = "ua",
