@@ -183,7 +183,15 @@ function startFrames() {
     if (state.framesInFlight >= 2 && performance.now() - state.lastFaceAt < 1000) return;
     ctx.drawImage(video, 0, 0, grab.width, grab.height);
     state.framesInFlight += 1;
-    grab.toBlob((blob) => { if (blob && state.ws) blob.arrayBuffer().then((b) => state.ws.send(tagged(2, b))); }, "image/jpeg", 0.75);
+    grab.toBlob((blob) => {
+      if (!blob) return;
+      // The socket may have closed (stop, page leaving) while the frame was encoded: drop the frame then.
+      blob.arrayBuffer().then((b) => {
+        const ws = state.ws;
+        if (ws && ws.readyState === WebSocket.OPEN) ws.send(tagged(2, b));
+        else state.framesInFlight = Math.max(0, state.framesInFlight - 1);
+      });
+    }, "image/jpeg", 0.75);
   }, FRAME_INTERVAL_MS);
 }
 
