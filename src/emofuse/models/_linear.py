@@ -137,7 +137,8 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
         return SelectedHead(fit(C, feats, targets), C, scores, None)
     if not refit_with_val:
         head = fit(C, feats, targets)
-        return SelectedHead(head, C, scores, val_probas.get(C, head.predict_proba(val[0], len(labels))))
+        val_proba = val_probas[C] if C in val_probas else head.predict_proba(val[0], len(labels))
+        return SelectedHead(head, C, scores, val_proba)
     val_proba = val_probas[C] if C in val_probas else fit(C, feats, targets).predict_proba(val[0], len(labels))
     feats, targets = np.concatenate([feats, val[0]]), np.concatenate([targets, val[1]])
     if refit_extra is not None:
