@@ -51,6 +51,8 @@ def main() -> int:
         cells = [cell_record(c) for c in sorted(study.glob("cells/*/*/seed*")) if (c / "folds").is_dir()]
         if args.device_only:
             cells = [c for c in cells if any("cuda" in str(f.get("device")) for f in c["folds"])]
+        if not cells:
+            parser.error(f"{study}: no study cells with folds there (expected cells/<protocol>/<entry>/seed<k>/folds)")
         studies.append({"study": str(study), "cells": cells})
     args.out.write_text(json.dumps({"benchmark": "study_cells", "studies": studies}, indent=1) + "\n")
     print(f"wrote {args.out}")
