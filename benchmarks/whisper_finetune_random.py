@@ -101,19 +101,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args(argv)
+    if args.blocks < 1 or args.epochs < 1:
+        parser.error("--blocks and --epochs must be at least 1")
+    from emofuse.errors import EmofuseError
 
+    try:
+        return run(args)
+    except EmofuseError as exc:  # a wrong data folder or model: say so, write nothing
+        parser.exit(2, f"error: {exc}\n")
+
+
+def run(args: argparse.Namespace) -> int:
     import torch
     from torch.nn import functional as F
 
     from emofuse._progress import track
     from emofuse.data import load_ravdess
     from emofuse.data.protocols import get_protocol
+    from emofuse.errors import ConfigError
     from emofuse.evaluation.metrics import compute_metrics
     from emofuse.evaluation.results import git_commit
     from emofuse.features.cache import FeatureCache
+    from emofuse.features.whisper import load_whisper_encoder
     from emofuse.models.voice_whisper import VoiceWhisper, WhisperFeatures
 
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # before the encoder's first load, whose layer construction draws from it
+    n_blocks = load_whisper_encoder(args.model).info.n_layers
+    if args.blocks > n_blocks:
+        raise ConfigError(f"--blocks {args.blocks}: Whisper {args.model} has {n_blocks} blocks")
     rng = np.random.default_rng(args.seed)
     dataset = load_ravdess(args.data)
     fold = get_protocol("ravdess-random").folds(dataset, seed=0)[0]
