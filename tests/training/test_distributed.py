@@ -80,12 +80,15 @@ def _worker(rank: int, world: int, port: int, out: str, resume: bool) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        state = Path(out) / "state" if resume else None
-        result = _train(Path(out), state_dir=state, flaky_after=3 * 48 + 5 if resume else None)
-        (Path(out) / f"rank{rank}.json").write_text(json.dumps(result))
-    finally:
-        distributed.shutdown()  # a barrier first: no process leaves while another still talks to it
+    state = Path(out) / "state" if resume else None
+    result = _train(Path(out), state_dir=state, flaky_after=3 * 48 + 5 if resume else None)
+    (Path(out) / f"rank{rank}.json").write_text(json.dumps(result))
+    distributed.shutdown()  # a barrier first: no process leaves while another still talks to it
+    # Leave without the interpreter's teardown: gloo's C++ threads destroyed there have aborted a
+    # process (SIGABRT, "terminate called without an active exception") after its work was done and
+    # written, once in CI. What this test checks is the training, which is on disk by now. An exception
+    # above still ends the process the ordinary way, so start_processes reports it.
+    os._exit(0)
 
 
 def _two_processes(out: Path, *, resume: bool = False) -> list[dict]:

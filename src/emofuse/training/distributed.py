@@ -12,6 +12,7 @@ writing the run directory, the log, the resumable state and the saved models; sh
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,6 +71,9 @@ def init_from_env(backend: str = "auto", *, timeout_minutes: float = 30.0) -> bo
 
 def shutdown() -> None:
     if is_distributed():
+        # Free unreachable DistributedDataParallel wrappers now: their reducers hold the process group,
+        # which would otherwise outlive destroy_process_group and be torn down with the interpreter.
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 
