@@ -8,6 +8,8 @@ and folds are skipped), and its record is merged into ``benchmarks/results/voice
     python benchmarks/voice.py --data ../shared/data/ravdess-speech-16k --preset full --device cuda
     python benchmarks/voice.py --data ../shared/data/ravdess-speech-16k --models voice_whisper \
         --speaker-adaptation voice_whisper     # + the '+spk' variants (k = 4, 8, 16, all)
+    python benchmarks/voice.py --data ../shared/data/ravdess-speech-16k --models '' \
+        --enrolled-speakers voice_whisper_plus  # '+spk enrolled' on the leaky ravdess-random split
 
 Presets differ only in training length and augmentation; each record says which one it ran with
 (``variant``) so the table never mixes them silently.
@@ -74,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--speaker-adaptation", default="",
                         help="comma-separated Whisper models to also score as '+spk' variants on ravdess-6fold")
+    parser.add_argument("--enrolled-speakers", default="",
+                        help="comma-separated Whisper models to also score as '+spk enrolled' on ravdess-random "
+                             "(each test speaker standardised with their own training clips)")
     args = parser.parse_args(argv)
 
     for protocol in args.protocols.split(","):
-        for model in args.models.split(","):
+        for model in filter(None, args.models.split(",")):
             out = Path(args.runs) / args.preset / f"{model}-{protocol}"
             config = ExperimentConfig.from_dict({
                 "model": model, "data": {"ravdess": args.data}, "protocol": protocol, "out": str(out),
@@ -102,6 +107,17 @@ def main(argv: list[str] | None = None) -> int:
             write_results(args.results, records)
             for r in records:
                 print(f"{model:14s} {r.variant:12s} UA {r.ua_mean:.3f} ± {r.ua_std:.3f}  WA {r.wa_mean:.3f}", flush=True)
+    if args.enrolled_speakers:
+        from emofuse.data import load_ravdess
+        from emofuse.evaluation.speaker_adaptation import enrolled_speaker_record
+
+        dataset = load_ravdess(args.data)
+        for model in args.enrolled_speakers.split(","):
+            record = enrolled_speaker_record(dataset, model=model, seed=args.seed, progress=not args.quiet)
+            record = replace(record, notes=f"benchmarks/voice.py --enrolled-speakers {model}; {record.notes}")
+            write_results(args.results, [record])
+            print(f"{model:14s} {record.variant:12s} ravdess-random UA {record.ua_mean:.3f}  WA {record.wa_mean:.3f}",
+                  flush=True)
     return 0
 
 

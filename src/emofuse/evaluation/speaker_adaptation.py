@@ -6,6 +6,11 @@ mixed with the plain numbers, and in realistic forms: statistics from ``k`` rand
 of each test speaker (k = 4, 8, 16, repeated over several draws) besides all of their clips. Training
 speakers are standardised with all their clips (they are labelled training data anyway); C is picked
 on the (standardised) validation speakers, then the head is refitted on training + validation.
+
+On a speaker-leaky protocol (``ravdess-random``) every test speaker is also a training speaker, so
+their statistics can come from the clips already in training and validation instead
+(:func:`enrolled_speaker_record`, variant ``+spk enrolled``): the speaker is enrolled once, no test
+clip is used to adapt, and labels play no part in the statistics.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from emofuse.data import Dataset, get_protocol
+from emofuse.errors import ConfigError
 from emofuse.evaluation.metrics import compute_metrics, summarize_folds
 from emofuse.evaluation.results import FoldResult, ResultRecord
 from emofuse.models._linear import fit_logreg_select
@@ -40,24 +46,13 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
     fitted on the training speakers alone is scored on the validation speakers adapted from k of
     their own clips, the same way the test speakers will be (test speakers play no part).
     """
-    from emofuse.features.cache import FeatureCache
-    from emofuse.models import create_model
-
     started = time.perf_counter()
-    clf = create_model(model, **dict(model_params or {}), cache=FeatureCache(), progress=progress)
-    if not isinstance(clf, VoiceWhisper):
-        raise TypeError(f"speaker adaptation is implemented for the Whisper voice models, not {model}")
+    clf, views = _whisper_views(dataset, model, model_params, progress=progress)
     proto = get_protocol(protocol)
     folds = proto.folds(dataset, seed=seed)
-    paths = [s.path for s in dataset.samples]
     speakers = np.array([str(s.speaker) for s in dataset.samples])
     targets = dataset.label_indices()
     labels = list(dataset.labels)
-    # The model's views: (features, speed-perturbed copies used only as extra training rows). The
-    # untrimmed view of voice_whisper_plus gets a head of its own; the views' probabilities are averaged.
-    views = [(clf.featurize(paths), [clf.featurize(paths, speed=f) for f in clf.augment_speeds])]
-    if clf.untrimmed_view:
-        views.append((clf.featurize(paths, trim=False), []))
     feats = views[0][0]
     shrinkages = [float(shrinkage)] if isinstance(shrinkage, int | float) else [float(x) for x in shrinkage]
     per_k: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {k: [] for k in k_values}
@@ -127,16 +122,97 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
     seconds = time.perf_counter() - started
     records = []
     for k, rows in per_k.items():
-        metrics = [compute_metrics(t, y_pred=p, labels=labels) for _, t, p in rows]
-        summary = summarize_folds(metrics, pooled_true=np.concatenate([t for _, t, _ in rows]),
-                                  pooled_pred=np.concatenate([p for _, _, p in rows]), seed=seed)
         draws = f"{repeats} random draws of {k} unlabelled clips per test speaker" if k else \
             "all of each test speaker's clips, unlabelled"
-        records.append(ResultRecord.from_summary(
-            dataset=dataset.name, protocol=protocol, model=model, summary=summary,
-            folds=[FoldResult.from_metrics(name, m) for (name, _, _), m in zip(rows, metrics, strict=True)],
-            labels=labels, device="cpu", train_seconds=round(seconds, 2), leaky=proto.leaky,
-            variant=f"+spk k={k if k else 'all'}", seed=seed,
-            notes=f"per-speaker standardisation from {draws}; shrinkage towards the training population, "
-                  f"chosen per fold on validation speakers: {chosen[k]} pseudo-clips"))
+        records.append(_record(dataset, proto.name, model, rows, labels=labels, seconds=seconds, leaky=proto.leaky,
+                               seed=seed, variant=f"+spk k={k if k else 'all'}",
+                               notes=f"per-speaker standardisation from {draws}; shrinkage towards the training "
+                                     f"population, chosen per fold on validation speakers: {chosen[k]} pseudo-clips"))
     return records
+
+
+def enrolled_speaker_record(dataset: Dataset, *, model: str = "voice_whisper_plus", protocol: str = "ravdess-random",
+                            seed: int = 0, model_params: Mapping[str, Any] | None = None,
+                            progress: bool = False) -> ResultRecord:
+    """Variant ``+spk enrolled``: each speaker standardised with their own clips in training + validation.
+
+    Only for protocols whose test speakers all have training clips (the speaker-leaky ones): a
+    system that has already heard a speaker adapts to them before their next clip. C is chosen on
+    the validation clips standardised with their speaker's *training* clips (as the test clips will
+    be, with clips other than themselves); the head is then refitted on training + validation, every
+    row standardised with the statistics of its speaker's training + validation clips, and the test
+    clips standardised with the same. No test clip enters any statistic.
+    """
+    started = time.perf_counter()
+    clf, views = _whisper_views(dataset, model, model_params, progress=progress)
+    proto = get_protocol(protocol)
+    speakers = np.array([str(s.speaker) for s in dataset.samples])
+    targets = dataset.label_indices()
+    labels = list(dataset.labels)
+    rows = []
+    for fold in proto.folds(dataset, seed=seed):
+        known = np.concatenate([fold.train, fold.val])
+        unseen = sorted(set(speakers[fold.test]) - set(speakers[fold.train]))
+        if unseen:
+            raise ConfigError(f"{protocol} fold {fold.name}: test speaker(s) {', '.join(unseen[:4])} have no "
+                              "training clips to enrol from; '+spk enrolled' needs a speaker-leaky protocol "
+                              "(ravdess-random)")
+        probs = np.zeros((len(fold.test), len(labels)))
+        for F, copies in views:
+            norm = SpeakerNormaliser().fit_population(F[known], list(speakers[known]))
+            # Speed-perturbed copies are extra training rows, each copy standardised with its own statistics.
+            train_x = np.concatenate([_enrolled(norm, G, fold.train, fold.train, speakers) for G in (F, *copies)])
+            val_x = _enrolled(norm, F, fold.val, fold.train, speakers)
+            _, C, _, _ = fit_logreg_select(train_x, np.tile(targets[fold.train], 1 + len(copies)), labels, C=clf.C,
+                                           C_grid=clf.C_grid, max_iter=clf.max_iter, val=(val_x, targets[fold.val]),
+                                           name=f"{model}+spk enrolled")
+            known_x = np.concatenate([_enrolled(norm, G, known, known, speakers) for G in (F, *copies)])
+            head, _, _, _ = fit_logreg_select(known_x, np.tile(targets[known], 1 + len(copies)), labels, C=C,
+                                              C_grid=(), max_iter=clf.max_iter, val=None, name=f"{model}+spk enrolled")
+            probs += head.predict_proba(_enrolled(norm, F, fold.test, known, speakers), len(labels))
+        rows.append((fold.name, targets[fold.test], probs.argmax(axis=1)))
+    return _record(dataset, proto.name, model, rows, labels=labels, seconds=time.perf_counter() - started,
+                   leaky=proto.leaky, seed=seed, variant="+spk enrolled",
+                   notes="per-speaker standardisation from each test speaker's own clips in training + validation "
+                         "(features only, no labels, no test clip); C chosen on validation clips standardised "
+                         "with their speaker's training clips")
+
+
+def _enrolled(norm: SpeakerNormaliser, G: np.ndarray, idx: np.ndarray, source: np.ndarray,
+              speakers: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` of ``G``, each standardised (no shrinkage) with its speaker's rows ``source`` of ``G``."""
+    full = SpeakerNormaliser(shrinkage=0.0, min_clips_for_scale=1, population_mean_=norm.population_mean_,
+                             population_std_=norm.population_std_)
+    adaptation = {spk: G[source[speakers[source] == spk]] for spk in np.unique(speakers[idx])}
+    return full.transform(G[idx], list(speakers[idx]), adaptation)
+
+
+def _whisper_views(dataset: Dataset, model: str, model_params: Mapping[str, Any] | None, *,
+                   progress: bool) -> tuple[VoiceWhisper, list[tuple[np.ndarray, list[np.ndarray]]]]:
+    """The model, and its views of every clip: (features, speed-perturbed copies used only as extra
+    training rows). The untrimmed view of voice_whisper_plus gets a head of its own; the views'
+    probabilities are summed."""
+    from emofuse.features.cache import FeatureCache
+    from emofuse.models import create_model
+
+    clf = create_model(model, **dict(model_params or {}), cache=FeatureCache(), progress=progress)
+    if not isinstance(clf, VoiceWhisper):
+        raise TypeError(f"speaker adaptation is implemented for the Whisper voice models, not {model}")
+    paths = [s.path for s in dataset.samples]
+    views = [(clf.featurize(paths), [clf.featurize(paths, speed=f) for f in clf.augment_speeds])]
+    if clf.untrimmed_view:
+        views.append((clf.featurize(paths, trim=False), []))
+    return clf, views
+
+
+def _record(dataset: Dataset, protocol: str, model: str, rows: list[tuple[str, np.ndarray, np.ndarray]], *,
+            labels: list[str], seconds: float, leaky: bool, seed: int, variant: str, notes: str) -> ResultRecord:
+    """One result record from per-fold ``(fold name, truth, prediction)``."""
+    metrics = [compute_metrics(t, y_pred=p, labels=labels) for _, t, p in rows]
+    summary = summarize_folds(metrics, pooled_true=np.concatenate([t for _, t, _ in rows]),
+                              pooled_pred=np.concatenate([p for _, _, p in rows]), seed=seed)
+    return ResultRecord.from_summary(
+        dataset=dataset.name, protocol=protocol, model=model, summary=summary,
+        folds=[FoldResult.from_metrics(name, m) for (name, _, _), m in zip(rows, metrics, strict=True)],
+        labels=labels, device="cpu", train_seconds=round(seconds, 2), leaky=leaky, variant=variant, seed=seed,
+        notes=notes)
