@@ -422,6 +422,8 @@ def study(
     only: Annotated[list[str] | None, typer.Option(
         "--only", help="Run only this model entry (repeatable), with the fusions of only these: split a study "
                        "across machines, then run the whole config into the same --out to finish it.")] = None,
+    protocol: Annotated[list[str] | None, typer.Option(
+        "--protocol", help="Run only the cells of this protocol (repeatable), as --only does for entries.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Run a grid of models × protocols × seeds, fuse, and write report.md and report.html (resumable)."""
@@ -433,10 +435,12 @@ def study(
     command = " ".join(shlex.quote(str(a)) for a in ["emofuse", "study", config, "--out", out,
                                                      *(x for d in data or [] for x in ("--data", d)),
                                                      *(["--workers", workers] if workers else []),
-                                                     *(x for o in only or [] for x in ("--only", o))])
+                                                     *(x for o in only or [] for x in ("--only", o)),
+                                                     *(x for p in protocol or [] for x in ("--protocol", p))])
     console = _console()
     outcome = _run(run_study, study_config, out, workers=workers, progress=not quiet, command=command,
-                   log=lambda message: console.print(message, markup=False), only=only or None)
+                   log=lambda message: console.print(message, markup=False), only=only or None,
+                   protocols=protocol or None)
     console.print(f"report: {outcome.report_md} and {outcome.report_html}")
 
 

@@ -271,3 +271,20 @@ def test_a_whisper_head_refitted_with_its_validation_clips_is_fused_on_its_held_
     np.savez(fold / "val_predictions.npz", **arrays)
     with pytest.raises(StudyError, match="not held-out ones"):
         run_study(StudyConfig.from_dict(cfg), out, progress=False, report=False)
+
+
+def test_protocol_runs_the_cells_of_that_protocol_only(ravdess_dir, fer_csv, tmp_path):
+    """``--protocol``: the cells and fusions of the named protocols; the rest of the grid waits."""
+    config = StudyConfig.from_dict(_config(ravdess_dir, fer_csv))
+    out = tmp_path / "split"
+    first = run_study(config, out, progress=False, report=False, protocols=["ravdess-random"])
+    assert first.statuses == {"logreg / ravdess-random / seed 0": "trained"}
+    assert not (out / "cells" / "ravdess-6fold").exists() and not (out / "paired").exists()
+    rest = run_study(config, out, progress=False, report=False)
+    assert rest.statuses["logreg / ravdess-random / seed 0"] == "done before"
+    assert rest.statuses["mean / ravdess-6fold / seed 0"] == "fused"
+
+    with pytest.raises(StudyError, match="names no protocol of this study: meld-official"):
+        run_study(config, tmp_path / "bad", progress=False, protocols=["meld-official"])
+    assert not (tmp_path / "bad").exists()
+    assert "--protocol" in CliRunner().invoke(app, ["study", "x.yaml", "--help"]).output

@@ -354,14 +354,16 @@ class StudyOutcome:
 
 def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = None, progress: bool = True,
               command: str = "", log: Callable[[str], None] | None = None, report: bool = True,
-              only: Sequence[str] | None = None) -> StudyOutcome:
+              only: Sequence[str] | None = None, protocols: Sequence[str] | None = None) -> StudyOutcome:
     """Run every cell (skipping finished ones), fuse, run the paired evaluation, write the report
     (unless ``report`` is False: then only ``study.json``).
 
     ``only`` names the model entries to run, to split one study across machines (the GPU cells on a
     GPU machine, the rest elsewhere): the fusions and the paired evaluation whose members are all
     among them run too, and the report covers what ran. Running the whole config later into the same
-    ``out`` skips the finished cells and completes the study."""
+    ``out`` skips the finished cells and completes the study. ``protocols`` does the same by protocol:
+    only the cells (and fusions) of those protocols run, the paired evaluation only if both of its
+    protocols are among them."""
     import os
 
     from emofuse.study.paired import run_paired
@@ -370,10 +372,11 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
     out = Path(out)
     model_cells, fusion_cells = plan_cells(config, out)
     chosen = _chosen_entries(config, only)
+    chosen_protocols = _chosen_protocols(model_cells, protocols)
     out.mkdir(parents=True, exist_ok=True)
-    model_cells = [c for c in model_cells if c.entry in chosen]
+    model_cells = [c for c in model_cells if c.entry in chosen and c.protocol in chosen_protocols]
     member_sets = {f.name: set(f.members) for f in config.fusion_entries()}
-    fusion_cells = [c for c in fusion_cells if member_sets[c.entry] <= chosen]
+    fusion_cells = [c for c in fusion_cells if member_sets[c.entry] <= chosen and c.protocol in chosen_protocols]
     want_val = needs_val_predictions(config)
     entries = {m.name: m for m in config.models}
     workers = max(1, workers or config.workers)
@@ -420,7 +423,8 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
             say(f"{label(cell)}: {statuses[label(cell)]}")
             bar.advance()
     paired = None
-    if config.paired is not None and {config.paired.voice, config.paired.face} <= chosen:
+    if (config.paired is not None and {config.paired.voice, config.paired.face} <= chosen
+            and {config.paired.voice_protocol, config.paired.face_protocol} <= chosen_protocols):
         p = config.paired
         seed = config.seeds_of(entries[p.voice])[0]
         face_seed = config.seeds_of(entries[p.face])[0]
@@ -432,6 +436,17 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
 
     md, html = write_report(study, out) if report else (out / "report.md", out / "report.html")
     return StudyOutcome(out=out, report_md=md, report_html=html, statuses=statuses)
+
+
+def _chosen_protocols(model_cells: Sequence[Cell], protocols: Sequence[str] | None) -> set[str]:
+    planned = {c.protocol for c in model_cells}
+    if protocols is None:
+        return planned
+    unknown = sorted(set(protocols) - planned)
+    if unknown:
+        raise StudyError(f"--protocol names no protocol of this study: {', '.join(unknown)} "
+                         f"(its protocols: {', '.join(sorted(planned))})")
+    return set(protocols)
 
 
 def _chosen_entries(config: StudyConfig, only: Sequence[str] | None) -> set[str]:
