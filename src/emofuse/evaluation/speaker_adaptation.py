@@ -139,9 +139,10 @@ def enrolled_speaker_record(dataset: Dataset, *, model: str = "voice_whisper_plu
     Only for protocols whose test speakers all have training clips (the speaker-leaky ones): a
     system that has already heard a speaker adapts to them before their next clip. C is chosen on
     the validation clips standardised with their speaker's *training* clips (as the test clips will
-    be, with clips other than themselves); the head is then refitted on training + validation, every
-    row standardised with the statistics of its speaker's training + validation clips, and the test
-    clips standardised with the same. No test clip enters any statistic.
+    be, with clips other than themselves); the head is then refitted on training + validation (on
+    training alone if the model's ``refit_with_val`` is off), every row standardised with the
+    statistics of its speaker's training + validation clips, and the test clips standardised with
+    the same. No test clip enters any statistic.
     """
     started = time.perf_counter()
     clf, views = _whisper_views(dataset, model, model_params, progress=progress)
@@ -166,8 +167,9 @@ def enrolled_speaker_record(dataset: Dataset, *, model: str = "voice_whisper_plu
             _, C, _, _ = fit_logreg_select(train_x, np.tile(targets[fold.train], 1 + len(copies)), labels, C=clf.C,
                                            C_grid=clf.C_grid, max_iter=clf.max_iter, val=(val_x, targets[fold.val]),
                                            name=f"{model}+spk enrolled")
-            known_x = np.concatenate([_enrolled(norm, G, known, known, speakers) for G in (F, *copies)])
-            head, _, _, _ = fit_logreg_select(known_x, np.tile(targets[known], 1 + len(copies)), labels, C=C,
+            final = known if clf.refit_with_val else fold.train  # the rows of the final head
+            final_x = np.concatenate([_enrolled(norm, G, final, known, speakers) for G in (F, *copies)])
+            head, _, _, _ = fit_logreg_select(final_x, np.tile(targets[final], 1 + len(copies)), labels, C=C,
                                               C_grid=(), max_iter=clf.max_iter, val=None, name=f"{model}+spk enrolled")
             probs += head.predict_proba(_enrolled(norm, F, fold.test, known, speakers), len(labels))
         rows.append((fold.name, targets[fold.test], probs.argmax(axis=1)))
