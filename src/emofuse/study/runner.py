@@ -439,25 +439,23 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
 
 
 def _chosen_protocols(model_cells: Sequence[Cell], protocols: Sequence[str] | None) -> set[str]:
-    planned = {c.protocol for c in model_cells}
-    if protocols is None:
-        return planned
-    unknown = sorted(set(protocols) - planned)
-    if unknown:
-        raise StudyError(f"--protocol names no protocol of this study: {', '.join(unknown)} "
-                         f"(its protocols: {', '.join(sorted(planned))})")
-    return set(protocols)
+    return _chosen({c.protocol for c in model_cells}, protocols, option="--protocol",
+                   what="protocol of this study", plural="protocols")
 
 
 def _chosen_entries(config: StudyConfig, only: Sequence[str] | None) -> set[str]:
-    names = {m.name for m in config.model_entries()}
-    if only is None:
-        return names
-    unknown = sorted(set(only) - names)
+    return _chosen({m.name for m in config.model_entries()}, only, option="--only",
+                   what=f"model entry of {config.name}", plural="model entries")
+
+
+def _chosen(known: set[str], asked: Sequence[str] | None, *, option: str, what: str, plural: str) -> set[str]:
+    """``asked`` (all of ``known`` when None); a name outside ``known`` is an error naming them."""
+    if asked is None:
+        return known
+    unknown = sorted(set(asked) - known)
     if unknown:
-        raise StudyError(f"--only names no model entry of {config.name}: {', '.join(unknown)} "
-                         f"(its model entries: {', '.join(sorted(names))})")
-    return set(only)
+        raise StudyError(f"{option} names no {what}: {', '.join(unknown)} (its {plural}: {', '.join(sorted(known))})")
+    return set(asked)
 
 
 class _Progress:
