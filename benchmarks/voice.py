@@ -96,11 +96,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{model:14s} {protocol:15s} UA {record.ua_mean:.3f} ± {record.ua_std:.3f}  "
                   f"WA {record.wa_mean:.3f}  F1 {record.f1_mean:.3f}  ({time.perf_counter() - started:.0f} s)",
                   flush=True)
-    if args.speaker_adaptation:
+    if args.speaker_adaptation or args.enrolled_speakers:
         from emofuse.data import load_ravdess
-        from emofuse.evaluation.speaker_adaptation import speaker_adapted_records
 
         dataset = load_ravdess(args.data)
+    if args.speaker_adaptation:
+        from emofuse.evaluation.speaker_adaptation import speaker_adapted_records
+
         for model in args.speaker_adaptation.split(","):
             records = speaker_adapted_records(dataset, model=model, seed=args.seed, progress=not args.quiet)
             records = [replace(r, notes=f"benchmarks/voice.py --speaker-adaptation {model}; {r.notes}") for r in records]
@@ -108,10 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             for r in records:
                 print(f"{model:14s} {r.variant:12s} UA {r.ua_mean:.3f} ± {r.ua_std:.3f}  WA {r.wa_mean:.3f}", flush=True)
     if args.enrolled_speakers:
-        from emofuse.data import load_ravdess
         from emofuse.evaluation.speaker_adaptation import enrolled_speaker_record
 
-        dataset = load_ravdess(args.data)
         for model in args.enrolled_speakers.split(","):
             record = enrolled_speaker_record(dataset, model=model, seed=args.seed, progress=not args.quiet)
             record = replace(record, notes=f"benchmarks/voice.py --enrolled-speakers {model}; {record.notes}")

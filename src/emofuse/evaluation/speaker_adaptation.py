@@ -145,19 +145,21 @@ def enrolled_speaker_record(dataset: Dataset, *, model: str = "voice_whisper_plu
     the same. No test clip enters any statistic.
     """
     started = time.perf_counter()
-    clf, views = _whisper_views(dataset, model, model_params, progress=progress)
     proto = get_protocol(protocol)
+    folds = proto.folds(dataset, seed=seed)
     speakers = np.array([str(s.speaker) for s in dataset.samples])
+    for fold in folds:  # checked before any clip is encoded
+        unseen = sorted(set(speakers[np.concatenate([fold.val, fold.test])]) - set(speakers[fold.train]))
+        if unseen:
+            raise ConfigError(f"{protocol} fold {fold.name}: speaker(s) {', '.join(unseen[:4])} have no "
+                              "training clips to enrol from; '+spk enrolled' needs a speaker-leaky protocol "
+                              "(ravdess-random)")
+    clf, views = _whisper_views(dataset, model, model_params, progress=progress)
     targets = dataset.label_indices()
     labels = list(dataset.labels)
     rows = []
-    for fold in proto.folds(dataset, seed=seed):
+    for fold in folds:
         known = np.concatenate([fold.train, fold.val])
-        unseen = sorted(set(speakers[fold.test]) - set(speakers[fold.train]))
-        if unseen:
-            raise ConfigError(f"{protocol} fold {fold.name}: test speaker(s) {', '.join(unseen[:4])} have no "
-                              "training clips to enrol from; '+spk enrolled' needs a speaker-leaky protocol "
-                              "(ravdess-random)")
         probs = np.zeros((len(fold.test), len(labels)))
         for F, copies in views:
             norm = SpeakerNormaliser().fit_population(F[known], list(speakers[known]))
