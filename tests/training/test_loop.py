@@ -105,3 +105,56 @@ def test_config_is_strict():
         TrainConfig.from_dict({"epochz": 3})
     with pytest.raises(ConfigError, match="schedule"):
         TrainConfig(schedule="linear")
+
+
+class _Draws:
+    """A dataset whose items are draws from its own generator, like the random crops of the voice nets."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.rng = np.random.default_rng(0)
+
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> float:
+        return float(self.rng.random())
+
+
+def _per_batch_draws(worker_init_fn, *, seed: int = 0) -> list[float]:
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(seed)  # the loader's base seed comes from the training process's generator
+    loader = DataLoader(_Draws(4), batch_size=1, num_workers=2, worker_init_fn=worker_init_fn)
+    return [float(b) for b in loader]  # batch k comes from worker k % 2
+
+
+def test_every_data_loading_worker_draws_its_own_random_stream():
+    from emofuse.training.loop import reseed_worker
+
+    # Without reseeding, the two workers' copies of one generator draw the same numbers in lockstep.
+    plain = _per_batch_draws(None)
+    assert plain[0] == plain[1] and plain[2] == plain[3]
+    reseeded = _per_batch_draws(reseed_worker)
+    assert len(set(reseeded)) == 4
+    assert _per_batch_draws(reseed_worker) == reseeded  # still reproducible from the seed
+    assert _per_batch_draws(reseed_worker, seed=1) != reseeded
+
+
+def test_no_more_loader_workers_than_usable_cores(tmp_path):
+    import os
+    import warnings
+
+    from emofuse.training.loop import usable_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert usable_workers(0) == 0
+    assert usable_workers(1) == 1
+    assert usable_workers(cores + 50) == cores
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when asked for more workers than cores
+        _, result = _fit(tmp_path, TrainConfig(epochs=2, batch_size=16, num_workers=cores + 50))
+    assert result.epochs_run == 2

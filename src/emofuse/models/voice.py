@@ -315,6 +315,10 @@ class _CroppedFeatures:
             raise ValueError("every copy must hold one feature array per clip")
         self.rng = np.random.default_rng(seed)
 
+    def reseed(self, seed: int) -> None:
+        """A fresh random stream (each data-loading worker gets its own; see ``reseed_worker``)."""
+        self.rng = np.random.default_rng(seed)
+
     def __len__(self) -> int:
         return len(self.feats)
 
@@ -332,10 +336,15 @@ class _AugmentedWaveforms:
 
     def __init__(self, waveforms: list[np.ndarray], targets: np.ndarray, features: VoiceFeatures, augment: Any,
                  max_frames: int, *, seed: int) -> None:
+        self.waveforms, self.targets, self.features, self.max_frames = waveforms, targets, features, max_frames
+        self.augment = augment
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Fresh random streams (each data-loading worker gets its own; see ``reseed_worker``)."""
         from emofuse.training.augment import WaveformAugmenter
 
-        self.waveforms, self.targets, self.features, self.max_frames = waveforms, targets, features, max_frames
-        self.augmenter = WaveformAugmenter(augment, sample_rate_hz=features.sample_rate_hz, seed=seed)
+        self.augmenter = WaveformAugmenter(self.augment, sample_rate_hz=self.features.sample_rate_hz, seed=seed)
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:

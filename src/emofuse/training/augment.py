@@ -161,8 +161,8 @@ class WaveformAugmenter:
     built with the same seed give the same outputs for the same inputs, call after call.
 
     With DataLoader worker processes every worker gets a copy of the same generator state; build the
-    augmenter inside each worker (e.g. in ``worker_init_fn``, seeded with the worker's seed) so workers
-    do not repeat each other's augmentations.
+    augmenter again inside each worker, seeded with the worker's seed, so workers do not repeat each
+    other's augmentations (the training loop's ``reseed_worker`` does, through the dataset's ``reseed``).
     """
 
     def __init__(self, config: AugmentConfig, *, sample_rate_hz: int = 16_000, seed: int = 0) -> None:

@@ -155,6 +155,35 @@ def predict_logits(module: nn.Module, dataset: Any, *, collate: Collate, batch_s
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
 
 
+def usable_workers(asked: int) -> int:
+    """Data-loading processes: ``asked``, but no more than the CPUs this process may run on.
+
+    A GPU recipe asks for several; on a 2-core machine more workers than cores only compete for
+    them, and torch warns about it on every epoch. Datasets that draw random crops or waveform
+    augmentations draw them per worker (:func:`reseed_worker`), so the number of workers used is
+    part of what a run's random stream depends on, as the seed is.
+    """
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(asked, cpus))
+
+
+def reseed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: each data-loading worker reseeds the dataset's own generators (``reseed``).
+
+    Every worker starts from a copy of the dataset, generator states included, so without this the
+    workers would draw the same crops and augmentations in lockstep (batch k and batch k + 1 alike).
+    The worker's seed is torch's: the loader's base seed (from the seeded training process) plus
+    ``worker_id``, so runs stay reproducible.
+    """
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    if info is not None and callable(reseed := getattr(info.dataset, "reseed", None)):
+        reseed(int(info.seed) % 2**32)
+
+
 def _make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
@@ -207,9 +236,10 @@ def fit(
     drop_last = len(train_set) > config.batch_size
     sampler: DistributedSampler[Any] = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
                                  drop_last=drop_last)
+    workers = usable_workers(config.num_workers)
     loader = DataLoader(train_set, batch_size=config.batch_size // world, sampler=sampler, drop_last=drop_last,
-                        collate_fn=collate, num_workers=config.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=config.num_workers > 0)
+                        collate_fn=collate, num_workers=workers, pin_memory=device.type == "cuda",
+                        persistent_workers=workers > 0, worker_init_fn=reseed_worker)
     val_shard = Subset(val_set, range(rank, len(val_set), world)) if world > 1 else val_set
     steps_per_epoch = max(1, len(loader))
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
