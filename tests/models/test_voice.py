@@ -11,7 +11,7 @@ from emofuse.data.synthetic import tone_clip
 from emofuse.errors import ConfigError
 from emofuse.features.cache import FeatureCache
 from emofuse.models import create_model
-from emofuse.models.voice import VoiceFeatures, _CroppedFeatures, featurize
+from emofuse.models.voice import VoiceFeatures, _AugmentedWaveforms, _CroppedFeatures, featurize
 
 LABELS = ("neutral", "happy", "sad", "angry")
 CODES = {"neutral": "01", "happy": "03", "sad": "04", "angry": "05"}
@@ -46,6 +46,33 @@ def test_cropped_set_draws_the_original_and_every_copy():
     assert data[0][0].shape == (2, 5) and data[0][1] == 0
     with pytest.raises(ValueError, match="one feature array per clip"):
         _CroppedFeatures(feats, np.array([0, 1]), max_frames=5, seed=0, copies=[feats[:1]])
+
+
+def test_training_sets_reseed_their_random_streams():
+    """What each data-loading worker calls (``reseed_worker``): a seed fixes the stream, another changes it."""
+    feats = [np.arange(40, dtype=np.float32).reshape(2, 20)]
+    crops = _CroppedFeatures(feats, np.array([0]), max_frames=5, seed=0)
+
+    def draws(data) -> list[float]:
+        return [float(data[0][0][0, 0]) for _ in range(8)]
+
+    crops.reseed(3)
+    first = draws(crops)
+    crops.reseed(3)
+    assert draws(crops) == first
+    crops.reseed(4)
+    assert draws(crops) != first
+
+    from emofuse.training.augment import PRESETS
+
+    waves = _AugmentedWaveforms([tone_clip("03", actor=1, seconds=1.0)], np.array([0]),
+                                VoiceFeatures(kind="logmel", trim=False), PRESETS["light"], max_frames=40, seed=0)
+    waves.reseed(3)
+    first_aug = waves[0][0]
+    waves.reseed(3)
+    np.testing.assert_array_equal(waves[0][0], first_aug)
+    waves.reseed(4)
+    assert not np.array_equal(waves[0][0], first_aug)
 
 
 def test_classifier_with_speed_copies_trains_and_round_trips(tmp_path):
