@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -163,10 +164,8 @@ def usable_workers(asked: int) -> int:
     augmentations draw them per worker (:func:`reseed_worker`), so the number of workers used is
     part of what a run's random stream depends on, as the seed is.
     """
-    import os
-
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(asked, cpus))
+    return min(asked, cpus)  # a negative number still reaches DataLoader's own error
 
 
 def reseed_worker(worker_id: int) -> None:
