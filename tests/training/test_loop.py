@@ -155,6 +155,7 @@ def test_no_more_loader_workers_than_usable_cores(tmp_path):
     assert usable_workers(1) == 1
     assert usable_workers(cores + 50) == cores
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # torch warns when asked for more workers than cores
+        # torch warns "This DataLoader will create N worker processes ..." when asked for more than the cores
+        warnings.filterwarnings("error", message=".*worker processes")
         _, result = _fit(tmp_path, TrainConfig(epochs=2, batch_size=16, num_workers=cores + 50))
     assert result.epochs_run == 2
