@@ -288,3 +288,66 @@ def test_a_mix_must_beat_the_best_member_by_a_standard_error_to_be_kept():
     assert kept.weights_[1] > 0
     with pytest.raises(FusionError, match="select_se"):
         create_model("fusion_weighted", select_se=-1).fit(X2, names, labels=labels)
+
+
+def test_with_speaker_groups_the_bootstrap_resamples_speakers():
+    """Gaining 45 clips of one speaker and losing 30 of another is a win by clip-level standard
+    errors, but not by speaker-level ones: the cluster bootstrap does not call it a win."""
+    from emofuse.fusion._models import beats_by_se
+
+    y = np.tile(np.arange(4), 60)
+    speakers = np.repeat(np.arange(4), 60)
+    gains, losses = np.flatnonzero(speakers == 0)[:45], np.flatnonzero(speakers == 1)[:30]
+    reference = np.eye(4)[(y + 1) % 4]  # wrong but on speaker 1's first 30 clips
+    reference[losses] = np.eye(4)[y[losses]]
+    candidate = reference.copy()
+    candidate[gains] = np.eye(4)[y[gains]]
+    candidate[losses] = np.eye(4)[(y[losses] + 1) % 4]
+    assert beats_by_se(y, candidate, reference, 4, 1.0)
+    assert not beats_by_se(y, candidate, reference, 4, 1.0, groups=speakers)
+
+
+def _speaker_quirk_members(n_speakers: int = 4, per_speaker: int = 80, seed: int = 0):
+    """Member ``a`` is right 60 % of the time; member ``b`` says nothing about the emotion except,
+    through a small bump at class ``speaker + 1``, who is speaking; each speaker mostly expresses
+    one emotion (class ``speaker``). A stacker can learn each validation speaker's habit from ``b``,
+    which says nothing about a new speaker."""
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat(np.arange(n_speakers), per_speaker)
+    y = np.where(rng.random(len(speakers)) < 0.8, speakers % 4, rng.integers(0, 4, len(speakers)))
+    said = np.where(rng.random(len(y)) < 0.6, y, rng.integers(0, 4, len(y)))
+    a = np.full((len(y), 4), 0.1)
+    a[np.arange(len(y)), said] = 0.7
+    b = np.full((len(y), 4), 0.24)
+    b[np.arange(len(y)), (speakers + 1) % 4] = 0.28
+    return y, speakers, a, b
+
+
+def test_a_stacker_is_judged_on_held_out_speakers_when_given_groups():
+    labels = ("neutral", "happy", "sad", "angry")
+    y, speakers, a, b = _speaker_quirk_members()
+    X = FusionInput({"a": a, "b": b}, {"a": labels, "b": labels})
+    names = [labels[i] for i in y]
+    by_clip = create_model("fusion_stacking", temperature=False).fit(X, names, labels=labels)
+    assert by_clip.fallback_ == -1  # folds of clips: the speakers' habits look learnt
+    by_speaker = create_model("fusion_stacking", temperature=False).fit(X, names, labels=labels,
+                                                                        groups=[f"actor{s}" for s in speakers])
+    assert by_speaker.fallback_ == 0  # held-out speakers: nothing beats member a
+    np.testing.assert_allclose(by_speaker.predict_proba(X), a)
+    with pytest.raises(FusionError, match="one group"):
+        create_model("fusion_stacking").fit(X, names, labels=labels, groups=speakers[:-1])
+    with pytest.raises(FusionError, match="one group"):
+        create_model("fusion_weighted").fit(X, names, labels=labels, groups=speakers[1:])
+
+
+def test_cross_validation_folds_hold_out_whole_groups():
+    from emofuse.fusion._models import _cv_folds
+
+    groups = np.repeat(np.arange(8), 5)
+    folds = _cv_folds(len(groups), groups)
+    assert len(np.unique(folds)) == 5
+    for g in range(8):
+        assert len(np.unique(folds[groups == g])) == 1
+    np.testing.assert_array_equal(_cv_folds(40, groups), folds)  # fixed: the same data give the same folds
+    assert len(np.unique(_cv_folds(40, np.repeat(np.arange(3), [10, 10, 20])))) == 3
+    assert len(np.unique(_cv_folds(40, None))) == 3 and len(np.unique(_cv_folds(40, np.zeros(40, int)))) == 3

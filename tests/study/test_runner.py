@@ -288,3 +288,13 @@ def test_protocol_runs_the_cells_of_that_protocol_only(ravdess_dir, fer_csv, tmp
         run_study(config, tmp_path / "bad", progress=False, protocols=["meld-official"])
     assert not (tmp_path / "bad").exists()
     assert "--protocol" in CliRunner().invoke(app, ["study", "x.yaml", "--help"]).output
+
+
+def test_fusion_is_fitted_with_speaker_groups_only_where_test_speakers_are_new():
+    from emofuse.study.runner import fit_groups
+
+    paths = np.array(["r/Actor_04/03-01-01-01-01-01-04.flac", "r/Actor_17/03-01-05-02-01-02-17.wav"])
+    assert fit_groups({"name": "ravdess-6fold", "speaker_independent": True}, paths) == ["04", "17"]
+    assert fit_groups({"name": "ravdess-random", "speaker_independent": False}, paths) is None
+    with pytest.raises(StudyError, match="does not say its speaker"):
+        fit_groups({"name": "ravdess-6fold", "speaker_independent": True}, np.array(["clip.wav"]))

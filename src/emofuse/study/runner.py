@@ -315,7 +315,8 @@ def run_fusion_cell(config: StudyConfig, entry: FusionEntry, cell: Cell, member_
 
         started = time.perf_counter()
         model = create_fusion(entry.strategy, **entry.params)
-        model.fit(as_input(parts["val"]), truth(parts["val"]), labels=labels)
+        groups = fit_groups(first["protocol"], parts["val"][entry.members[0]]["paths"])
+        model.fit(as_input(parts["val"]), truth(parts["val"]), labels=labels, groups=groups)
         seconds = time.perf_counter() - started
         probs = model.predict_proba(as_input(parts["test"]))
         fold_dir = cell.dir / "folds" / fold
@@ -323,6 +324,23 @@ def run_fusion_cell(config: StudyConfig, entry: FusionEntry, cell: Cell, member_
                            labels, seconds, len(parts["val"][entry.members[0]]["y_true"]))
     summarize_run(cell.dir)
     return "fused"
+
+
+def fit_groups(protocol: dict[str, Any], paths: np.ndarray) -> list[str] | None:
+    """The speaker of each validation clip when the protocol tests on new speakers, else None.
+
+    Fusion then judges its fitted weights and its stacker by holding out whole validation speakers,
+    as test holds out speakers; on a speaker-leaky split (or without speakers) clips are independent
+    enough. Speakers come from the file names (RAVDESS codes the actor in the name)."""
+    from emofuse.data.ravdess import parse_ravdess_name
+
+    if not protocol.get("speaker_independent"):
+        return None
+    try:
+        return [parse_ravdess_name(str(p)).speaker for p in paths]
+    except ValueError as err:
+        raise StudyError(f"protocol {protocol.get('name')} is speaker-independent, but a validation file name "
+                         f"does not say its speaker: {err}") from None
 
 
 def _write_fusion_fold(fold_dir: Path, model: Any, probs: np.ndarray, y_true: list[str], paths: np.ndarray,
