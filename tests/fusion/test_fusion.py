@@ -208,7 +208,7 @@ def test_stacking_falls_back_to_a_member_the_stacker_cannot_beat(tmp_path):
     assert model.fallback_ == 1
     probs = model.predict_proba(X)
     np.testing.assert_array_equal(probs.argmax(axis=1), good.argmax(axis=1))  # temperature keeps the argmax
-    partial = X.without("good", np.arange(len(y)) < 10)  # where "good" is missing, the stacker answers
+    partial = X.without("good", np.arange(len(y)) < 10)  # where "good" is missing, the members present answer
     np.testing.assert_allclose(model.predict_proba(partial)[10:], probs[10:])
     assert np.isfinite(model.predict_proba(partial)[:10]).all()
     model.save(tmp_path / "m")
@@ -263,8 +263,8 @@ def _flipper(y: np.ndarray, n_classes: int, wins: np.ndarray, losses: np.ndarray
 
 
 def test_a_mix_must_beat_the_best_member_by_a_standard_error_to_be_kept():
-    """The one-standard-error rule: a gain of 2 samples out of 240 made of 10 wins and 8 losses is
-    noise, and the weighted fusion and the stacker keep the best member; 30 wins and no loss is not."""
+    """The one-standard-error rule of UA-fitted weights: a gain of 2 samples out of 240 made of 10
+    wins and 8 losses is noise, and the weighted fusion keeps the best member; 30 wins and no loss is not."""
     from emofuse.fusion._models import beats_by_se
 
     labels = ("neutral", "happy", "sad", "angry")
@@ -274,17 +274,18 @@ def test_a_mix_must_beat_the_best_member_by_a_standard_error_to_be_kept():
     a, b = _flipper(y, 4, wins=order[:10], losses=order[10:18])
     X = FusionInput({"a": a, "b": b}, {"a": labels, "b": labels})
     names = [labels[i] for i in y]
-    plain = create_model("fusion_weighted", temperature=False, select_se=0).fit(X, names, labels=labels)
+    plain = create_model("fusion_weighted", temperature=False, objective="ua", select_se=0).fit(X, names, labels=labels)
     assert plain.weights_[1] > 0  # the plain maximum lets b speak: +2 samples on the fit data
-    careful = create_model("fusion_weighted", temperature=False).fit(X, names, labels=labels)
+    careful = create_model("fusion_weighted", temperature=False, objective="ua").fit(X, names, labels=labels)
     np.testing.assert_array_equal(careful.weights_, [1.0, 0.0])
     assert create_model("fusion_weighted").get_params()["select_se"] == 1.0
+    assert create_model("fusion_weighted").get_params()["objective"] == "nll"
     mixed, alone = combine(plain._align(X), "weighted", weights=plain.weights_), a
     assert not beats_by_se(y, mixed, alone, 4, 1.0) and beats_by_se(y, mixed, alone, 4, 0.0)
 
     a2, b2 = _flipper(y, 4, wins=order[:30], losses=order[:0])
     X2 = FusionInput({"a": a2, "b": b2}, {"a": labels, "b": labels})
-    kept = create_model("fusion_weighted", temperature=False).fit(X2, names, labels=labels)
+    kept = create_model("fusion_weighted", temperature=False, objective="ua").fit(X2, names, labels=labels)
     assert kept.weights_[1] > 0
     with pytest.raises(FusionError, match="select_se"):
         create_model("fusion_weighted", select_se=-1).fit(X2, names, labels=labels)
@@ -351,3 +352,33 @@ def test_cross_validation_folds_hold_out_whole_groups():
     np.testing.assert_array_equal(_cv_folds(40, groups), folds)  # fixed: the same data give the same folds
     assert len(np.unique(_cv_folds(40, np.repeat(np.arange(3), [10, 10, 20])))) == 3
     assert len(np.unique(_cv_folds(40, None))) == 3 and len(np.unique(_cv_folds(40, np.zeros(40, int)))) == 3
+
+
+def test_a_weighting_that_leans_on_a_missing_member_fuses_the_members_present():
+    """Weights (1, 0) with the first member missing: the second member answers, not a uniform guess."""
+    labels = ("neutral", "happy", "sad", "angry")
+    a, b = np.array([[0.7, 0.1, 0.1, 0.1]] * 2), np.array([[0.1, 0.1, 0.2, 0.6]] * 2)
+    X = FusionInput({"a": a, "b": b}, {"a": labels, "b": labels}).without("a", np.array([True, False]))
+    aligned = align_members(X.probabilities, X.labels, labels)
+    fused = combine(aligned, "weighted", weights=[1.0, 0.0])
+    np.testing.assert_allclose(fused, [b[0], a[1]])
+    np.testing.assert_allclose(combine(aligned, "product", weights=[1.0, 0.0])[0], b[0])
+
+
+def test_a_stacking_checkpoint_of_an_earlier_version_falls_back_to_its_member(tmp_path):
+    """Before the weighted fallback, checkpoints named one fallback member (or -1 for the stacker)."""
+    import json
+
+    labels = ("neutral", "happy", "sad", "angry")
+    y, _, a, b = _speaker_quirk_members()
+    X = FusionInput({"a": a, "b": b}, {"a": labels, "b": labels})
+    model = create_model("fusion_stacking", temperature=False).fit(X, [labels[i] for i in y], labels=labels)
+    model.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta.pop("stacker_kept") is True
+    for member, expected in ((-1, model.predict_proba(X)), (1, b)):
+        meta_path.write_text(json.dumps({**meta, "fallback_member": member}))
+        old = load_model(tmp_path / "m")
+        assert old.fallback_ == member
+        np.testing.assert_allclose(old.predict_proba(X), expected)

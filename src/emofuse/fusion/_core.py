@@ -149,7 +149,9 @@ def combine(aligned: Aligned, strategy: str, *, weights: Sequence[float] | np.nd
     * ``max_confidence``: the distribution of the present member most confident in its top class.
 
     ``weights`` (one per member, renormalised over who is present) weight the average of ``mean``,
-    ``weighted`` and ``product``. A sample with no member present gets the uniform distribution.
+    ``weighted`` and ``product``. A sample whose present members all have weight 0 (a fitted weighting
+    that leans on a member missing here) is fused with equal weights over those present, never
+    answered with a guess. A sample with no member present gets the uniform distribution.
     """
     m_count = len(aligned.members)
     if strategy == "weighted" and weights is None:
@@ -157,8 +159,12 @@ def combine(aligned: Aligned, strategy: str, *, weights: Sequence[float] | np.nd
     w = np.ones(m_count) if weights is None else np.asarray(weights, dtype=np.float64)
     if len(w) != m_count or (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
         raise FusionError(f"weights must be {m_count} non-negative numbers, not all zero; got {list(w)}")
+    present = aligned.present.T.astype(np.float64)  # (M, n)
+    weight = w[:, None] * present
+    unweighted = (weight.sum(axis=0) <= 0) & (present.sum(axis=0) > 0)
+    weight[:, unweighted] = present[:, unweighted]
     # (M, n, K): how much member m counts for sample i, class k.
-    share = w[:, None, None] * aligned.present.T[:, :, None] * aligned.covers[:, None, :]
+    share = weight[:, :, None] * aligned.covers[:, None, :]
     total = share.sum(axis=0)  # (n, K)
     safe_total = np.where(total > 0, total, 1.0)
     if strategy in ("mean", "weighted"):

@@ -138,9 +138,16 @@ class LateFusion:
 
     ``temperature``: fit one temperature per member on the fit data (NLL) and apply it before
     fusing. ``weighted`` fits one non-negative weight per member (summing to 1) by an exhaustive
-    search of a simplex grid that includes every member alone, maximising UA on the fit data
-    (``objective="ua"``, ties broken by NLL) or minimising NLL (``objective="nll"``); fitted on
-    validation data, it therefore never trails the best member *there*.
+    search of a simplex grid that includes every member alone, minimising the NLL of the fused
+    probabilities on the fit data (``objective="nll"``, the default) or maximising UA
+    (``objective="ua"``, ties broken by NLL).
+
+    Why NLL: UA on a few hundred validation clips moves by whole points when a handful of clips
+    change their top class, so the UA-best weights are mostly noise, and they often pick whichever
+    of two similar members was luckier on the validation actors. The NLL is smooth and uses every
+    probability, not just the top class. Measured on ravdess-6fold (``benchmarks/fusion_objectives.py``):
+    NLL weights were at or above the best member on every member set tried, UA weights below it on
+    most (docs/study.md has the numbers).
 
     ``select_se`` (UA objective): a mix of members is kept only when its UA on the fit data beats the
     best member alone by more than ``select_se`` bootstrap standard errors of that difference (the
@@ -154,7 +161,7 @@ class LateFusion:
     bootstrap); resampling clips of four validation actors understates how much a gain there varies.
     """
 
-    def __init__(self, name: str, *, strategy: str = "mean", temperature: bool = True, objective: str = "ua",
+    def __init__(self, name: str, *, strategy: str = "mean", temperature: bool = True, objective: str = "nll",
                  max_grid_points: int = 500, select_se: float = 1.0, progress: bool = False) -> None:
         self.name = name
         self.strategy = strategy
@@ -328,12 +335,15 @@ class StackingFusion(LateFusion):
     of the same actors and badly on new ones (measured on ravdess-6fold: folds by clip kept such a
     stacker on every fold, 3.0 points UA below the better of the two Whisper heads it stacked).
 
-    ``fallback=True`` (the default) guards against a stacker that only fits noise: the same 3 folds
-    score the stacker's held-out UA against each member's UA on the same samples, and when a member
-    alone does at least as well, the fusion answers with that member wherever it is present
-    (``fallback_``, the member's index; the stacker still answers for samples that lack it).
-    "As well" is the one-standard-error rule of :class:`LateFusion` (``select_se``): the stacker is
-    kept only when it beats the best member by more than that many bootstrap standard errors.
+    ``fallback=True`` (the default) guards against a stacker that only fits noise: the same folds
+    score the stacker's held-out UA against the NLL-weighted average of the members (the
+    ``fusion_weighted`` default, its weights fitted on the other folds too), and unless the stacker
+    beats it, the fusion answers with that weighted average, its weights fitted on all the fit data
+    (``stacker_kept_`` False, ``weights_``; a member alone is one of the weightings it can choose).
+    "Beats" is the one-standard-error rule of :class:`LateFusion` (``select_se``): the stacker is
+    kept only when its UA is higher by more than that many bootstrap standard errors. Earlier
+    versions fell back to the member with the best held-out UA; between two members of similar
+    strength that picks the luckier one on the validation actors.
     """
 
     C_GRID = (0.001, 0.01, 0.1, 1.0)
@@ -401,11 +411,23 @@ class StackingFusion(LateFusion):
             losses = [_log_loss(p, all_targets) for p in held_out_by_C]
             best = int(np.argmin(losses))
             self.C_, held_out = float(self.C_GRID[best]), held_out_by_C[best]
-        self.fallback_ = -1
+        self.stacker_kept_ = True
         if self.fallback and held_out is not None:
-            self.fallback_ = self._pick_fallback(aligned, y_idx, held_out, group_idx)
+            self.weights_ = self._nll_weights(aligned, y_idx)
+            self.stacker_kept_ = self._keep_stacker(aligned, y_idx, held_out, fold_of, group_idx)
         self.head_ = StandardisedLogReg(C=self.C_, max_iter=self.max_iter).fit(features, all_targets)
         return self
+
+    def _nll_weights(self, aligned: Aligned, y_idx: np.ndarray) -> np.ndarray:
+        weighted = LateFusion(self.name, strategy="weighted", objective="nll")
+        weighted.members_, weighted.labels_ = self.members_, self.labels_
+        return weighted._search_weights(aligned, y_idx)
+
+    @property
+    def fallback_(self) -> int:
+        """-1 when the stacker answers; else the member the fallback weighting leans on most."""
+        check_fitted(self)
+        return -1 if self.stacker_kept_ else int(np.argmax(self.weights_))
 
     def _kept(self, aligned: Aligned) -> list[np.ndarray]:
         return [(aligned.present & mask[None, :]).any(axis=1) for mask in self._masks(len(self.members_))]
@@ -429,36 +451,31 @@ class StackingFusion(LateFusion):
             out.append(probs)
         return out
 
-    def _pick_fallback(self, aligned: Aligned, y_idx: np.ndarray, stacked: np.ndarray,
-                       groups: np.ndarray | None = None) -> int:
-        """The member that alone matches or beats the stacker's held-out UA (the best such), or -1.
+    def _keep_stacker(self, aligned: Aligned, y_idx: np.ndarray, stacked: np.ndarray, fold_of: np.ndarray,
+                      groups: np.ndarray | None = None) -> bool:
+        """Does the stacker's held-out UA beat the NLL-weighted average's, on the same folds, by
+        more than ``select_se`` standard errors?
 
         ``stacked``: held-out probabilities of every stacker row; the first mask keeps every member,
         so the first rows are the samples in order (those with at least one member present)."""
-        rows = aligned.present.any(axis=1)
-        truth = y_idx[rows]
-
-        def ua(probs: np.ndarray) -> float:
-            return ua_score(truth, probs, len(self.labels_))
-
-        stacked = stacked[: int(rows.sum())]
-        # Where a member is missing, the stacker answers, as it will at prediction time.
-        answers = [np.where(aligned.present[rows, m : m + 1], aligned.probs[m][rows], stacked)
-                   for m in range(len(self.members_))]
-        best = max(range(len(answers)), key=lambda m: ua(answers[m]))
-        if ua(answers[best]) >= ua(stacked):
-            return best
-        keep_stacker = beats_by_se(truth, stacked, answers[best], len(self.labels_), self.select_se,
-                                   groups=None if groups is None else groups[rows])
-        return -1 if keep_stacker else best
+        rows = np.flatnonzero(aligned.present.any(axis=1))
+        stacked = stacked[: len(rows)]
+        weighted = np.full_like(stacked, 1.0 / len(self.labels_))
+        for k in np.unique(fold_of[rows]):
+            test, fit = rows[fold_of[rows] == k], rows[fold_of[rows] != k]
+            if not len(fit):
+                continue
+            w = self._nll_weights(_take_aligned(aligned, fit), y_idx[fit])
+            weighted[fold_of[rows] == k] = combine(_take_aligned(aligned, test), "weighted", weights=w)
+        return beats_by_se(y_idx[rows], stacked, weighted, len(self.labels_), self.select_se,
+                           groups=None if groups is None else groups[rows])
 
     def predict_proba(self, X: FusionInput) -> np.ndarray:
         check_fitted(self)
         aligned = self._align(X)
+        if not self.stacker_kept_:
+            return combine(aligned, "weighted", weights=self.weights_)
         probs = self.head_.predict_proba(self._features(aligned), len(self.labels_))
-        if self.fallback_ >= 0:
-            has = aligned.present[:, self.fallback_]
-            probs[has] = aligned.probs[self.fallback_][has]
         nobody = ~aligned.present.any(axis=1)
         probs[nobody] = 1.0 / len(self.labels_)
         return probs
@@ -468,15 +485,25 @@ class StackingFusion(LateFusion):
 
         check_fitted(self)
         save_checkpoint(directory, arrays={"weights": self.weights_, **self.head_.arrays()},
-                        meta={**self._meta(), "selected_C": self.C_, "fallback_member": self.fallback_})
+                        meta={**self._meta(), "selected_C": self.C_, "stacker_kept": self.stacker_kept_})
 
     def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
         from emofuse.models._linear import StandardisedLogReg
 
         super()._restore(arrays, meta)
         self.C_ = float(meta["selected_C"])
-        self.fallback_ = int(meta.get("fallback_member", -1))  # checkpoints from before the fallback have none
+        if "stacker_kept" in meta:
+            self.stacker_kept_ = bool(meta["stacker_kept"])
+        else:  # checkpoints of earlier versions fell back to one member (or had no fallback)
+            member = int(meta.get("fallback_member", -1))
+            self.stacker_kept_ = member < 0
+            if member >= 0:
+                self.weights_ = np.eye(len(self.members_))[member]
         self.head_ = StandardisedLogReg.from_arrays(dict(arrays), C=self.C_)
+
+
+def _take_aligned(aligned: Aligned, rows: np.ndarray) -> Aligned:
+    return Aligned(aligned.members, aligned.labels, aligned.probs[:, rows], aligned.present[rows], aligned.covers)
 
 
 def ua_score(y_idx: np.ndarray, probs: np.ndarray, n_classes: int) -> float:

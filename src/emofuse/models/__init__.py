@@ -99,7 +99,7 @@ MODELS: dict[str, ModelSpec] = {
     "fusion_mean": ModelSpec("emofuse.fusion:LateFusion", "fusion",
                              "average of the members' temperature-scaled probabilities", {"strategy": "mean"}),
     "fusion_weighted": ModelSpec("emofuse.fusion:LateFusion", "fusion",
-                                 "weighted average, weights searched on validation data (UA)",
+                                 "weighted average, weights searched on validation data (NLL)",
                                  {"strategy": "weighted"}),
     "fusion_max_confidence": ModelSpec("emofuse.fusion:LateFusion", "fusion",
                                        "the most confident member's (temperature-scaled) distribution",
