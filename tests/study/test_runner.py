@@ -75,7 +75,14 @@ def test_grid_fusion_and_report(study):
 
     md = outcome.report_md.read_text()
     page = outcome.report_html.read_text()
+    # What each fitted fusion chose, per fold: weights summing to 1 (stacking: whether its stacker answered).
+    assert [f["fold"] for f in rows[("weighted", "ravdess-6fold")]["fitted"]] == ["fold1", "fold2"]
+    for f in rows[("weighted", "ravdess-6fold")]["fitted"] + rows[("stack", "ravdess-6fold")]["fitted"]:
+        assert len(f["weights"]) == 2 and sum(f["weights"]) == pytest.approx(1.0, abs=1e-3)
+    assert all(isinstance(f["stacker"], bool) for f in rows[("stack", "ravdess-6fold")]["fitted"])
+    assert rows[("mean", "ravdess-6fold")]["fitted"] == []
     for text in ("## ravdess-6fold (ravdess)", "## Fusion against its best member", "## Leaky vs speaker-independent",
+                 "## What the fitted fusions chose",
                  "Voice + face, paired by emotion", "What it does not show", "Entries not run", "later",
                  "emofuse study synthetic.yaml --out X", "WA 65.79 (ours"):
         assert text in md, text

@@ -55,6 +55,8 @@ class ReportRow:
     reused_from: list[str] = field(default_factory=list)
     members: list[str] = field(default_factory=list)
     references: list[dict[str, Any]] = field(default_factory=list)
+    # Fitted fusions, per fold: {"fold", "seed", "weights": [one per member], "stacker": bool | None}.
+    fitted: list[dict[str, Any]] = field(default_factory=list)
 
     def score(self, metric: str) -> float:
         return float({"wa": self.wa_mean, "ua": self.ua_mean, "f1": self.f1_mean}[metric])
@@ -201,6 +203,7 @@ def _blocks(data: ReportData) -> list[_Block]:
                                                    {r.entry: r.labels for r in rows},
                                                    title=f"{protocol}: confusion (rows true)")))
     blocks += _fusion_section(data.rows)
+    blocks += _fitted_section(data.rows)
     blocks += _gap_section(data.rows)
     if data.paired is not None and data.paired_config is not None:
         blocks += _paired_section(data.paired, data.paired_config)
@@ -237,6 +240,28 @@ def _fusion_section(rows: Sequence[ReportRow]) -> list[_Block]:
             _Para("Each fusion is fitted per fold on its members' **validation** predictions (temperatures, "
                   "weights, the stacker) and scored on the same test folds as its members; Δ is fusion UA minus "
                   "the best member's UA, both measured here. A negative Δ is reported as it is."),
+            table]
+
+
+def _fitted_section(rows: Sequence[ReportRow]) -> list[_Block]:
+    """Per fold, the weights a fitted fusion chose (and whether a stacker answered or its fallback)."""
+    fitted = [r for r in rows if r.kind == "fusion" and r.fitted]
+    if not fitted:
+        return []
+    table = _Table(["fusion", "protocol", "members", "weights per fold (member order)", "stacker kept"], [])
+    for r in fitted:
+        def fold(f: dict[str, Any]) -> str:
+            if f.get("stacker"):
+                return f"{f['fold']}: stacker"
+            return f"{f['fold']}: " + "/".join(f"{w:.1f}" for w in f["weights"])
+
+        stacker = [f["stacker"] for f in r.fitted if f.get("stacker") is not None]
+        table.rows.append([r.entry, r.protocol, " + ".join(r.members), "; ".join(fold(f) for f in r.fitted),
+                           f"{sum(stacker)} of {len(stacker)} folds" if stacker else "—"])
+    return [_Heading(2, "What the fitted fusions chose"),
+            _Para("Weights fitted on each fold's validation predictions, one per member in the order listed "
+                  "(a stacking fusion shows the weights of its fallback, the weighted average it answers with "
+                  "when its stacker does not beat that average on held-out validation data)."),
             table]
 
 

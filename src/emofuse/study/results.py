@@ -21,7 +21,7 @@ def _row(config: StudyConfig, entry_name: str, kind: str, protocol: str, cell_di
     from emofuse.data.protocols import get_protocol
     from emofuse.evaluation.metrics import compute_metrics, scores_from_confusion, summarize_folds
 
-    fold_metrics, pooled_true, pooled_pred = [], [], []
+    fold_metrics, pooled_true, pooled_pred, fitted = [], [], [], []
     seconds, devices, commits, reused, seeds = 0.0, set(), set(), [], []
     labels: list[str] = []
     for cell_dir in cell_dirs:
@@ -41,6 +41,8 @@ def _row(config: StudyConfig, entry_name: str, kind: str, protocol: str, cell_di
             pooled_pred.append(probs.argmax(axis=1))
             info = json.loads((fold_dir / "metrics.json").read_text())
             seconds += float(info.get("train_seconds", 0.0))
+            if kind == "fusion" and (choice := _fitted_choice(fold_dir / "model")) is not None:
+                fitted.append({"fold": fold_dir.name, "seed": stored["experiment"]["seed"], **choice})
             devices.add(str(info.get("device", "cpu")))
     if not fold_metrics:
         return None
@@ -60,7 +62,31 @@ def _row(config: StudyConfig, entry_name: str, kind: str, protocol: str, cell_di
         f1_mean=summary.f1_mean, f1_std=summary.f1_std, ci95={k: list(v) for k, v in summary.ci95.items()},
         confusion=summary.confusion, per_class_f1={label: float(f1[i]) for i, label in enumerate(labels)},
         train_seconds=round(seconds, 1), device=", ".join(sorted(devices)), commits=sorted(commits),
-        reused_from=reused, members=list(entry.members) if isinstance(entry, FusionEntry) else [], references=references)
+        reused_from=reused, members=list(entry.members) if isinstance(entry, FusionEntry) else [], references=references,
+        fitted=fitted)
+
+
+def _fitted_choice(model_dir: Path) -> dict[str, Any] | None:
+    """What a fitted fusion chose: its weights, and for stacking whether the stacker answers; None for
+    a fusion that fits no weights (mean, product, max confidence)."""
+    from emofuse.training.checkpoint import load_checkpoint
+
+    if not (model_dir / "model.json").is_file():
+        return None
+    arrays, meta = load_checkpoint(model_dir)
+    stacking = "selected_C" in meta
+    if not stacking and meta["architecture"].get("strategy") != "weighted":
+        return None
+    weights = np.asarray(arrays["weights"], dtype=np.float64)
+    stacker: bool | None = None
+    if stacking:
+        if "stacker_kept" in meta:
+            stacker = bool(meta["stacker_kept"])
+        else:  # earlier versions: one fallback member, or -1 for the stacker
+            member = int(meta.get("fallback_member", -1))
+            stacker = member < 0
+            weights = weights if stacker else np.eye(len(weights))[member]
+    return {"weights": [round(float(w) / max(float(weights.sum()), 1e-12), 4) for w in weights], "stacker": stacker}
 
 
 def collect_study(config: StudyConfig, out: Path, cells: Sequence[Any], *, paired: dict[str, Any] | None,
