@@ -1,8 +1,9 @@
 """How the ways of fitting a fusion on validation data fare on test, from finished study folders.
 
-    python benchmarks/fusion_objectives.py runs/study-whisper-encoders runs/study-reference-fusion
+    python benchmarks/fusion_objectives.py runs/study-whisper-encoders runs/study-random-voice-cpu \
+        runs/study-reference-fusion
 
-For every member set given (``--set a,b,...``; the defaults are the sets of the two studies named
+For every member set given (``--set a,b,...``; the defaults are the sets of the three studies named
 above) and every protocol on which all its members finished, each fusion below is fitted per fold on
 the members' stored validation predictions, exactly as ``emofuse study`` fits it (the validation
 speakers as groups where test speakers are new), and scored on their test predictions:
@@ -35,6 +36,9 @@ DEFAULT_SETS = (
     ("whisper_plus_tiny", "voice_crnn"),
     ("whisper_plus_tiny", "whisper_plus_base", "voice_crnn"),
     ("voice_whisper_plus", "whisper_plus_tiny", "whisper_plus_base", "voice_crnn"),
+    ("voice_whisper_plus", "voice_whisper_attn", "voice_whisper_mfcc"),
+    ("voice_whisper_plus", "voice_cnn1d", "voice_gru", "voice_lstm"),
+    ("voice_whisper_plus", "voice_whisper_attn", "voice_whisper_mfcc", "voice_cnn1d", "voice_gru", "voice_lstm"),
     ("mel_cnn", "mel_cnn_aug"),
     ("mel_cnn", "mel_cnn_aug", "text_bigru", "text_transformer"),
 )
