@@ -62,10 +62,10 @@ def member_cells(studies: list[Path], members: tuple[str, ...]) -> dict[str, dic
 
 
 def evaluate(cells: dict[str, Path], members: tuple[str, ...]) -> dict[str, Any]:
-    from emofuse.fusion import FusionInput, create_fusion
+    from emofuse.fusion import create_fusion
     from emofuse.fusion._models import ua_score
-    from emofuse.labels import convert_labels, shared_label_set
-    from emofuse.study.runner import fit_groups, load_fold_predictions
+    from emofuse.labels import shared_label_set
+    from emofuse.study.runner import StudyError, fusion_fold, load_fold_predictions
 
     first = json.loads((cells[members[0]] / "config.json").read_text())
     labels_of = {m: tuple(json.loads((cells[m] / "labels.json").read_text())) for m in members}
@@ -74,23 +74,18 @@ def evaluate(cells: dict[str, Path], members: tuple[str, ...]) -> dict[str, Any]
                                       for m in members)))
     scores: dict[str, list[float]] = {name: [] for name in (*members, *FUSIONS)}
     for fold in folds:
-        parts = {split: {m: load_fold_predictions(cells[m], fold, split=split) for m in members}
-                 for split in ("val", "test")}
-        for split in parts.values():
-            if any((p["paths"] != split[members[0]]["paths"]).any() for p in split.values()):
-                raise SystemExit(f"{fold}: the members' predictions are not on the same clips")
-        truth = {split: convert_labels([labels_of[members[0]][i] for i in by[members[0]]["y_true"]], labels)
-                 for split, by in parts.items()}
-        y_test = np.array([labels.index(v) for v in truth["test"]])
-        inputs = {split: FusionInput({m: by[m]["probs"] for m in members}, labels_of, members)
-                  for split, by in parts.items()}
-        groups = fit_groups(first["protocol"], parts["val"][members[0]]["paths"])
+        try:
+            data = fusion_fold(cells, members, labels_of, labels, fold, protocol=first["protocol"])
+        except StudyError as err:
+            raise SystemExit(str(err)) from None
+        y_test = np.array([labels.index(v) for v in data.truth["test"]])
         for m in members:
-            scores[m].append(100 * ua_score(np.asarray(parts["test"][m]["y_true"]), parts["test"][m]["probs"],
-                                            len(labels_of[m])))
+            own = load_fold_predictions(cells[m], fold, split="test")
+            scores[m].append(100 * ua_score(own["y_true"], own["probs"], len(labels_of[m])))
         for name, (strategy, params) in FUSIONS.items():
-            model = create_fusion(strategy, **params).fit(inputs["val"], truth["val"], labels=labels, groups=groups)
-            scores[name].append(100 * ua_score(y_test, model.predict_proba(inputs["test"]), len(labels)))
+            model = create_fusion(strategy, **params).fit(data.inputs["val"], data.truth["val"], labels=labels,
+                                                          groups=data.groups)
+            scores[name].append(100 * ua_score(y_test, model.predict_proba(data.inputs["test"]), len(labels)))
     best = max(float(np.mean(scores[m])) for m in members)
     return {"folds": folds, "speaker_groups": bool(first["protocol"].get("speaker_independent")),
             "ua": {k: round(float(np.mean(v)), 2) for k, v in scores.items()},

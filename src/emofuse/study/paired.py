@@ -90,6 +90,9 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
             return stored
 
     voice_protocol = json.loads((voice_dir / "config.json").read_text()).get("protocol", {})
+    # Each validation pair's group is its voice clip's speaker (the faces are independent draws).
+    val_groups = {fold: fit_groups(voice_protocol, load_fold_predictions(voice_dir, fold, split="val")["paths"])
+                  for fold in voice_folds}
     face_val, face_val_y = _read(face_dir, face_folds[0], "val")
     face_test, face_test_y = _read(face_dir, face_folds[0], "test")
     methods = ["voice alone", "face alone", *config.strategies]
@@ -101,8 +104,6 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
         fold_scores: dict[str, list[dict[str, float]]] = {m: [] for m in per_pairing}
         for fold in voice_folds:
             v_val, v_val_y = _read(voice_dir, fold, "val")
-            # Each validation pair's group is its voice clip's speaker (the faces are independent draws).
-            groups = fit_groups(voice_protocol, load_fold_predictions(voice_dir, fold, split="val")["paths"])
             v_test, v_test_y = _read(voice_dir, fold, "test")
             val_pick = pair_by_emotion(v_val_y, face_val_y, rng)
             test_pick = pair_by_emotion(v_test_y, face_test_y, rng)
@@ -135,7 +136,7 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
                 _scores(v_test_y, np.where(no_face[:, None], uniform, face_alone)))
             for strategy in config.strategies:
                 model = create_fusion(strategy).fit(val_input, [BASIC7[i] for i in v_val_y], labels=BASIC7,
-                                                    groups=groups)
+                                                    groups=val_groups[fold])
                 fold_scores[strategy].append(_scores(v_test_y, model.predict_proba(test_input)))
                 fold_scores[f"{strategy} (missing)"].append(_scores(v_test_y, model.predict_proba(partial)))
         for method, scores in fold_scores.items():

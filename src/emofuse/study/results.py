@@ -69,24 +69,18 @@ def _row(config: StudyConfig, entry_name: str, kind: str, protocol: str, cell_di
 def _fitted_choice(model_dir: Path) -> dict[str, Any] | None:
     """What a fitted fusion chose: its weights, and for stacking whether the stacker answers; None for
     a fusion that fits no weights (mean, product, max confidence)."""
-    from emofuse.training.checkpoint import load_checkpoint
+    from emofuse.fusion import LateFusion, StackingFusion
+    from emofuse.models import load_model
 
     if not (model_dir / "model.json").is_file():
         return None
-    arrays, meta = load_checkpoint(model_dir)
-    stacking = "selected_C" in meta
-    if not stacking and meta["architecture"].get("strategy") != "weighted":
+    model = load_model(model_dir)  # checkpoints of earlier versions are read as the fusion reads them
+    stacking = isinstance(model, StackingFusion)
+    if not isinstance(model, LateFusion) or (not stacking and model.strategy != "weighted"):
         return None
-    weights = np.asarray(arrays["weights"], dtype=np.float64)
-    stacker: bool | None = None
-    if stacking:
-        if "stacker_kept" in meta:
-            stacker = bool(meta["stacker_kept"])
-        else:  # earlier versions: one fallback member, or -1 for the stacker
-            member = int(meta.get("fallback_member", -1))
-            stacker = member < 0
-            weights = weights if stacker else np.eye(len(weights))[member]
-    return {"weights": [round(float(w) / max(float(weights.sum()), 1e-12), 4) for w in weights], "stacker": stacker}
+    weights = np.asarray(model.weights_, dtype=np.float64)
+    return {"weights": [round(float(w) / max(float(weights.sum()), 1e-12), 4) for w in weights],
+            "stacker": bool(model.stacker_kept_) if stacking else None}
 
 
 def collect_study(config: StudyConfig, out: Path, cells: Sequence[Any], *, paired: dict[str, Any] | None,

@@ -268,8 +268,8 @@ def load_fold_predictions(cell_dir: Path, fold: str, *, split: str = "test") -> 
 def run_fusion_cell(config: StudyConfig, entry: FusionEntry, cell: Cell, member_dirs: dict[str, Path]) -> str:
     """Fit the fusion per fold on the members' validation predictions, test it on their test predictions."""
     from emofuse.evaluation.results import git_commit
-    from emofuse.fusion import FusionInput, create_fusion
-    from emofuse.labels import convert_labels, shared_label_set
+    from emofuse.fusion import create_fusion
+    from emofuse.labels import shared_label_set
     from emofuse.training.experiment import summarize_run
 
     member_labels = {m: tuple(json.loads((d / "labels.json").read_text())) for m, d in member_dirs.items()}
@@ -299,31 +299,50 @@ def run_fusion_cell(config: StudyConfig, entry: FusionEntry, cell: Cell, member_
     (cell.dir / "git_sha").write_text(code + "\n")
     write_json(cell.dir / "labels.json", list(labels))
     for fold in folds:
-        parts = {split: {m: load_fold_predictions(member_dirs[m], fold, split=split) for m in entry.members}
-                 for split in ("val", "test")}
-        for split, by_member in parts.items():
-            paths = [p["paths"] for p in by_member.values()]
-            if any(len(p) != len(paths[0]) or (p != paths[0]).any() for p in paths):
-                raise StudyError(f"fusion {entry.name}, {fold}: members' {split} predictions are not on the same samples")
-
-        def truth(by_member: dict[str, dict[str, np.ndarray]]) -> list[str]:
-            m = entry.members[0]
-            return convert_labels([member_labels[m][i] for i in by_member[m]["y_true"]], labels)
-
-        def as_input(by_member: dict[str, dict[str, np.ndarray]]) -> FusionInput:
-            return FusionInput({m: by_member[m]["probs"] for m in entry.members}, member_labels, tuple(entry.members))
-
+        try:
+            data = fusion_fold(member_dirs, entry.members, member_labels, labels, fold, protocol=first["protocol"])
+        except StudyError as err:
+            raise StudyError(f"fusion {entry.name}, {err}") from None
         started = time.perf_counter()
         model = create_fusion(entry.strategy, **entry.params)
-        groups = fit_groups(first["protocol"], parts["val"][entry.members[0]]["paths"])
-        model.fit(as_input(parts["val"]), truth(parts["val"]), labels=labels, groups=groups)
+        model.fit(data.inputs["val"], data.truth["val"], labels=labels, groups=data.groups)
         seconds = time.perf_counter() - started
-        probs = model.predict_proba(as_input(parts["test"]))
+        probs = model.predict_proba(data.inputs["test"])
         fold_dir = cell.dir / "folds" / fold
-        _write_fusion_fold(fold_dir, model, probs, truth(parts["test"]), parts["test"][entry.members[0]]["paths"],
-                           labels, seconds, len(parts["val"][entry.members[0]]["y_true"]))
+        _write_fusion_fold(fold_dir, model, probs, data.truth["test"], data.paths["test"], labels, seconds,
+                           len(data.truth["val"]))
     summarize_run(cell.dir)
     return "fused"
+
+
+@dataclass(frozen=True)
+class FusionFold:
+    """One fold of a fusion's members, split by split (``val``, ``test``): their probabilities as a
+    FusionInput, the truth in the fusion's label set, the clips, and the validation speakers (or None)."""
+
+    inputs: dict[str, Any]
+    truth: dict[str, list[str]]
+    paths: dict[str, np.ndarray]
+    groups: list[str] | None
+
+
+def fusion_fold(member_dirs: dict[str, Path], members: Sequence[str], member_labels: dict[str, tuple[str, ...]],
+                labels: Sequence[str], fold: str, *, protocol: dict[str, Any]) -> FusionFold:
+    """Read one fold of the members' stored validation and test predictions, checked to be on the same clips."""
+    from emofuse.fusion import FusionInput
+    from emofuse.labels import convert_labels
+
+    inputs, truth, paths = {}, {}, {}
+    for split in ("val", "test"):
+        by_member = {m: load_fold_predictions(member_dirs[m], fold, split=split) for m in members}
+        clips = [p["paths"] for p in by_member.values()]
+        if any(len(c) != len(clips[0]) or (c != clips[0]).any() for c in clips):
+            raise StudyError(f"{fold}: members' {split} predictions are not on the same samples")
+        inputs[split] = FusionInput({m: by_member[m]["probs"] for m in members}, member_labels, tuple(members))
+        truth[split] = convert_labels([member_labels[members[0]][i] for i in by_member[members[0]]["y_true"]],
+                                      labels)
+        paths[split] = clips[0]
+    return FusionFold(inputs, truth, paths, fit_groups(protocol, paths["val"]))
 
 
 def fit_groups(protocol: dict[str, Any], paths: np.ndarray) -> list[str] | None:
