@@ -228,33 +228,8 @@ class LateFusion:
         return self
 
     def _search_weights(self, aligned: Aligned, y_idx: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
-        from emofuse.evaluation.metrics import confusion_matrix, scores_from_confusion
-        from emofuse.fusion._core import member_nll
-
-        best_key: tuple[float, float] | None = None
-        best = np.ones(len(self.members_)) / len(self.members_)
-        ones = np.ones(len(y_idx), dtype=bool)
-        for w in simplex_grid(len(self.members_), max_points=self.max_grid_points):
-            if not (w > 0).any():
-                continue
-            fused = combine(aligned, "weighted", weights=w)
-            nll = member_nll(fused, y_idx, ones) if len(y_idx) else 0.0
-            if self.objective == "ua":
-                ua = scores_from_confusion(confusion_matrix(y_idx, fused.argmax(axis=1), len(self.labels_)))["ua"]
-                key = (-ua, nll)
-            else:
-                key = (nll, 0.0)
-            if best_key is None or key < best_key:
-                best_key, best = key, w
-        best = np.asarray(best, dtype=np.float64)
-        if self.objective == "ua" and self.select_se > 0 and np.count_nonzero(best) > 1:
-            singles = [combine(aligned, "weighted", weights=np.eye(len(self.members_))[m])
-                       for m in range(len(self.members_))]
-            alone = max(range(len(singles)), key=lambda m: ua_score(y_idx, singles[m], len(self.labels_)))
-            mixed = combine(aligned, "weighted", weights=best)
-            if not beats_by_se(y_idx, mixed, singles[alone], len(self.labels_), self.select_se, groups=groups):
-                best = np.eye(len(self.members_))[alone]
-        return best
+        return search_weights(aligned, y_idx, len(self.labels_), objective=self.objective,
+                              max_points=self.max_grid_points, select_se=self.select_se, groups=groups)
 
     def predict_proba(self, X: FusionInput) -> np.ndarray:
         check_fitted(self)
@@ -295,6 +270,42 @@ class LateFusion:
         self.member_labels_ = {m: tuple(v) for m, v in meta["member_labels"].items()}
         self.temperatures_ = {m: float(t) for m, t in meta["temperatures"].items()}
         self.weights_ = np.asarray(arrays["weights"], dtype=np.float64)
+
+
+def search_weights(aligned: Aligned, y_idx: np.ndarray, n_labels: int, *, objective: str = "nll",
+                   max_points: int = 500, select_se: float = 0.0, groups: np.ndarray | None = None) -> np.ndarray:
+    """The weights of :class:`LateFusion`'s ``weighted`` strategy: an exhaustive search of a simplex
+    grid that includes every member alone, for the lowest NLL of the fused probabilities on
+    ``y_idx`` (``objective="nll"``) or the highest UA, ties broken by NLL (``"ua"``; with
+    ``select_se`` > 0 a mix must beat the best member alone by that many bootstrap standard errors,
+    resampling ``groups`` when given)."""
+    from emofuse.evaluation.metrics import confusion_matrix, scores_from_confusion
+    from emofuse.fusion._core import member_nll
+
+    n_members = len(aligned.members)
+    best_key: tuple[float, float] | None = None
+    best = np.ones(n_members) / n_members
+    ones = np.ones(len(y_idx), dtype=bool)
+    for w in simplex_grid(n_members, max_points=max_points):
+        if not (w > 0).any():
+            continue
+        fused = combine(aligned, "weighted", weights=w)
+        nll = member_nll(fused, y_idx, ones) if len(y_idx) else 0.0
+        if objective == "ua":
+            ua = scores_from_confusion(confusion_matrix(y_idx, fused.argmax(axis=1), n_labels))["ua"]
+            key = (-ua, nll)
+        else:
+            key = (nll, 0.0)
+        if best_key is None or key < best_key:
+            best_key, best = key, w
+    best = np.asarray(best, dtype=np.float64)
+    if objective == "ua" and select_se > 0 and np.count_nonzero(best) > 1:
+        singles = [combine(aligned, "weighted", weights=np.eye(n_members)[m]) for m in range(n_members)]
+        alone = max(range(n_members), key=lambda m: ua_score(y_idx, singles[m], n_labels))
+        mixed = combine(aligned, "weighted", weights=best)
+        if not beats_by_se(y_idx, mixed, singles[alone], n_labels, select_se, groups=groups):
+            best = np.eye(n_members)[alone]
+    return best
 
 
 def simplex_grid(n_members: int, *, max_points: int = 500) -> list[np.ndarray]:
@@ -419,9 +430,7 @@ class StackingFusion(LateFusion):
         return self
 
     def _nll_weights(self, aligned: Aligned, y_idx: np.ndarray) -> np.ndarray:
-        weighted = LateFusion(self.name, strategy="weighted", objective="nll")
-        weighted.members_, weighted.labels_ = self.members_, self.labels_
-        return weighted._search_weights(aligned, y_idx)
+        return search_weights(aligned, y_idx, len(self.labels_), objective="nll")
 
     @property
     def fallback_(self) -> int:
