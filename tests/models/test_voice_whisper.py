@@ -233,3 +233,31 @@ def test_heldout_validation_probabilities_come_from_heads_that_never_saw_those_c
     plain.fit(train, pick(train, labels), labels=["calm", "angry"], X_val=val, y_val=pick(val, labels))
     assert not plain.fits_on_validation
     np.testing.assert_allclose(plain.heldout_val_proba_, plain.predict_proba(val), atol=1e-6)
+
+
+def test_ridge_head_is_chosen_on_validation_and_survives_save_load(tmp_path):
+    from emofuse.models import create_model, load_model
+
+    rng = np.random.default_rng(2)
+    targets = np.tile([0, 1], 60)
+    table = np.outer(2.0 * targets - 1, np.linspace(1.0, 0.2, 10)) + rng.normal(size=(len(targets), 10))
+    labels = [("calm", "angry")[t] for t in targets]
+    train, val, test = list(range(80)), list(range(80, 100)), list(range(100, 120))
+    pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
+    assert VoiceWhisper("voice_whisper_tiny", head="ridge").C_grid == (1e-4, 3e-4, 1e-3)  # for thousands of states
+    model = _TableFeatures("voice_whisper_tiny", head="ridge", C_grid=(0.1, 1.0))  # ten features here
+    assert model.get_params()["head"] == "ridge"
+    model.table = table
+    model.fit(train, pick(train, labels), labels=["calm", "angry"], X_val=val, y_val=pick(val, labels))
+    assert model.head_.solver == "ridge" and set(model.val_scores_) == set(model.C_grid)
+    probs = model.predict_proba(test)
+    assert (probs.argmax(axis=1) == targets[test]).mean() > 0.9
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.head == "ridge"
+    again.__class__ = _TableFeatures
+    again.table = table
+    np.testing.assert_allclose(again.predict_proba(test), probs, atol=1e-12)
+    assert create_model("voice_whisper_plus_ridge").head == "ridge"
+    with pytest.raises(ConfigError, match="head must be one of"):
+        VoiceWhisper("voice_whisper_tiny", head="svm")

@@ -76,6 +76,11 @@ MODELS: dict[str, ModelSpec] = {
                                     "head on the untrimmed clips, the two heads averaged",
                                     {"features": {"models": ["tiny.en", "base"]}, "augment_speeds": [0.9, 1.1],
                                      "untrimmed_view": True}),
+    "voice_whisper_plus_ridge": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+                                          "voice_whisper_plus with ridge-classifier heads (probabilities through a "
+                                          "temperature fitted on their leave-one-out scores)",
+                                          {"features": {"models": ["tiny.en", "base"]}, "augment_speeds": [0.9, 1.1],
+                                           "untrimmed_view": True, "head": "ridge"}),
     "voice_whisper_mfcc": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
                                     "voice_whisper's states and MFCC (+deltas) utterance statistics side by side, "
                                     "logistic regression (the combined model)",

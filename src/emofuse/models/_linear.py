@@ -1,5 +1,7 @@
-"""The logistic-regression head both ``*_logreg`` models share: standardise, fit, and keep every
-column of the label set even for classes the training data lacked."""
+"""The linear head the ``*_logreg`` and Whisper models share: standardise, fit, and keep every
+column of the label set even for classes the training data lacked. Besides logistic regression it
+fits a ridge classifier whose scores become probabilities through a temperature fitted on its exact
+leave-one-out scores (``solver="ridge"``), stored in the same arrays."""
 
 from __future__ import annotations
 
@@ -8,13 +10,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+SOLVERS = ("sklearn", "torch", "ridge")
+
 
 class StandardisedLogReg:
-    """Multinomial logistic regression on standardised features, stored as plain arrays (no pickle)."""
+    """Multinomial logistic regression on standardised features, stored as plain arrays (no pickle).
+
+    ``solver="ridge"``: a ridge classifier instead (one-vs-rest least squares on ±1 targets, class
+    balanced as scikit-learn's ``RidgeClassifier``, ``alpha = 1 / C``), solved in its dual form (fast
+    when features outnumber clips, as pooled Whisper states do); its scores times one temperature,
+    chosen for the lowest NLL of the *leave-one-out* scores (exact for a linear smoother, so no clip
+    rates itself), are the logits. It predicts, saves and exports like the logistic head."""
 
     def __init__(self, *, C: float, max_iter: int, solver: str = "sklearn", balanced: bool = True) -> None:
-        if solver not in ("sklearn", "torch"):
-            raise ValueError(f"solver must be 'sklearn' or 'torch', not {solver!r}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
         self.C = C
         self.max_iter = max_iter
         self.solver = solver
@@ -30,6 +40,10 @@ class StandardisedLogReg:
         self.mean_ = features.mean(axis=0)
         self.scale_ = features.std(axis=0) + 1e-6
         standardised = (features - self.mean_) / self.scale_
+        if self.solver == "ridge":
+            self.coef_, self.intercept_, self.classes_, self.temperature_ = _ridge_softmax(
+                standardised, targets, alpha=1.0 / self.C, balanced=self.balanced)
+            return self
         if self.solver == "torch":
             self.coef_, self.intercept_, self.classes_ = _torch_logreg(standardised, targets, C=self.C,
                                                                        max_iter=self.max_iter, balanced=self.balanced)
@@ -91,6 +105,46 @@ def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int
 
     optimizer.step(closure)
     return W.detach().numpy().T.astype(np.float64), b.detach().numpy().astype(np.float64), classes.astype(np.int64)
+
+
+def ridge_dual(x: np.ndarray, Y: np.ndarray, w: np.ndarray, *, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted ridge regression of ``Y`` (n, k) on ``x`` (n, d) with an unpenalised intercept:
+    ``min sum_i w_i ||Y_i - x_i W - b||^2 + alpha ||W||^2``, through the n x n kernel (cheap when
+    d >> n). Returns ``W`` (d, k), ``b`` (k,) and the exact leave-one-out predictions (n, k), each
+    sample's from the fit without it (same weights for the rest)."""
+    sw = w / w.sum()
+    x_bar, y_bar = sw @ x, sw @ Y
+    root = np.sqrt(w)[:, None]
+    A, B = (x - x_bar) * root, (Y - y_bar) * root
+    evals, V = np.linalg.eigh(A @ A.T)
+    evals = np.clip(evals, 0.0, None)
+    shrink = evals / (evals + alpha)
+    dual = V @ ((V.T @ B) / (evals + alpha)[:, None])
+    W = A.T @ dual
+    fitted = V @ ((V.T @ B) * shrink[:, None]) / root + y_bar
+    leverage = sw + (V**2) @ shrink  # the hat matrix's diagonal, intercept included
+    loo = Y - (Y - fitted) / (1.0 - leverage)[:, None]
+    return W, y_bar - x_bar @ W, loo
+
+
+def _ridge_softmax(x: np.ndarray, targets: np.ndarray, *, alpha: float,
+                   balanced: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    classes = np.unique(targets)
+    t = np.searchsorted(classes, targets)
+    counts = np.bincount(t, minlength=len(classes))
+    w = (len(t) / (len(classes) * counts))[t] if balanced else np.ones(len(t))
+    Y = -np.ones((len(t), len(classes)))
+    Y[np.arange(len(t)), t] = 1.0
+    W, b, loo = ridge_dual(x.astype(np.float64), Y, w, alpha=alpha)
+    temperature = 1.0
+    if len(classes) > 1:
+        def nll(T: float) -> float:
+            z = T * loo
+            z = z - z.max(axis=1, keepdims=True)
+            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(t)), t]))
+
+        temperature = min(np.geomspace(1e-3, 1e3, 121), key=nll)
+    return (temperature * W).T, temperature * b, classes.astype(np.int64), float(temperature)
 
 
 class SelectedHead(NamedTuple):
