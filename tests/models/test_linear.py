@@ -5,16 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emofuse.models._linear import StandardisedLogReg, ridge_dual
+from emofuse.models._linear import StandardisedLogReg, ridge_fit
 
 
-def test_ridge_dual_matches_scikit_learn_and_its_leave_one_out_is_exact():
+@pytest.mark.parametrize("n_features", [40, 10])  # more features than samples (the kernel), fewer (the Gram matrix)
+def test_ridge_fit_matches_scikit_learn_and_its_leave_one_out_is_exact(n_features):
     from sklearn.linear_model import Ridge
 
     rng = np.random.default_rng(0)
-    x, w = rng.normal(size=(25, 40)), rng.uniform(0.5, 2.0, size=25)  # more features than samples
+    x, w = rng.normal(size=(25, n_features)), rng.uniform(0.5, 2.0, size=25)
     Y = rng.normal(size=(25, 3))
-    W, b, loo = ridge_dual(x, Y, w, alpha=3.0)
+    W, b, loo = ridge_fit(x, Y, w, alpha=3.0)
     reference = Ridge(alpha=3.0).fit(x, Y, sample_weight=w)
     np.testing.assert_allclose(W, reference.coef_.T, atol=1e-10)
     np.testing.assert_allclose(b, reference.intercept_, atol=1e-10)

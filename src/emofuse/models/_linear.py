@@ -17,8 +17,8 @@ class StandardisedLogReg:
     """Multinomial logistic regression on standardised features, stored as plain arrays (no pickle).
 
     ``solver="ridge"``: a ridge classifier instead (one-vs-rest least squares on ±1 targets, class
-    balanced as scikit-learn's ``RidgeClassifier``, ``alpha = 1 / C``), solved in its dual form (fast
-    when features outnumber clips, as pooled Whisper states do); its scores times one temperature,
+    balanced as scikit-learn's ``RidgeClassifier``, ``alpha = 1 / C``), solved through the clips x clips
+    kernel when features outnumber clips (as pooled Whisper states do); its scores times one temperature,
     chosen for the lowest NLL of the *leave-one-out* scores (exact for a linear smoother, so no clip
     rates itself), are the logits. It predicts, saves and exports like the logistic head."""
 
@@ -107,23 +107,29 @@ def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int
     return W.detach().numpy().T.astype(np.float64), b.detach().numpy().astype(np.float64), classes.astype(np.int64)
 
 
-def ridge_dual(x: np.ndarray, Y: np.ndarray, w: np.ndarray, *, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ridge_fit(x: np.ndarray, Y: np.ndarray, w: np.ndarray, *, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted ridge regression of ``Y`` (n, k) on ``x`` (n, d) with an unpenalised intercept:
-    ``min sum_i w_i ||Y_i - x_i W - b||^2 + alpha ||W||^2``, through the n x n kernel (cheap when
-    d >> n). Returns ``W`` (d, k), ``b`` (k,) and the exact leave-one-out predictions (n, k), each
-    sample's from the fit without it (same weights for the rest)."""
+    ``min sum_i w_i ||Y_i - x_i W - b||^2 + alpha ||W||^2``. Returns ``W`` (d, k), ``b`` (k,) and the
+    exact leave-one-out predictions (n, k), each sample's from the fit without it (same weights for
+    the rest). Solved through the n x n kernel when features outnumber samples (pooled Whisper
+    states), else through the d x d Gram matrix."""
     sw = w / w.sum()
     x_bar, y_bar = sw @ x, sw @ Y
     root = np.sqrt(w)[:, None]
     A, B = (x - x_bar) * root, (Y - y_bar) * root
-    evals, V = np.linalg.eigh(A @ A.T)
-    evals = np.clip(evals, 0.0, None)
-    shrink = evals / (evals + alpha)
-    dual = V @ ((V.T @ B) / (evals + alpha)[:, None])
-    W = A.T @ dual
-    fitted = V @ ((V.T @ B) * shrink[:, None]) / root + y_bar
-    leverage = sw + (V**2) @ shrink  # the hat matrix's diagonal, intercept included
-    loo = Y - (Y - fitted) / (1.0 - leverage)[:, None]
+    if len(x) <= x.shape[1]:
+        evals, V = np.linalg.eigh(A @ A.T)
+        evals = np.clip(evals, 0.0, None)
+        W = A.T @ (V @ ((V.T @ B) / (evals + alpha)[:, None]))
+        centred_leverage = (V**2) @ (evals / (evals + alpha))
+    else:
+        evals, V = np.linalg.eigh(A.T @ A)
+        evals = np.clip(evals, 0.0, None)
+        W = V @ ((V.T @ (A.T @ B)) / (evals + alpha)[:, None])
+        centred_leverage = ((A @ V) ** 2) @ (1.0 / (evals + alpha))
+    fitted = x @ W + (y_bar - x_bar @ W)
+    leverage = sw + centred_leverage  # the hat matrix's diagonal, intercept included
+    loo = Y - (Y - fitted) / np.maximum(1.0 - leverage, 1e-9)[:, None]
     return W, y_bar - x_bar @ W, loo
 
 
@@ -135,7 +141,7 @@ def _ridge_softmax(x: np.ndarray, targets: np.ndarray, *, alpha: float,
     w = (len(t) / (len(classes) * counts))[t] if balanced else np.ones(len(t))
     Y = -np.ones((len(t), len(classes)))
     Y[np.arange(len(t)), t] = 1.0
-    W, b, loo = ridge_dual(x.astype(np.float64), Y, w, alpha=alpha)
+    W, b, loo = ridge_fit(x.astype(np.float64), Y, w, alpha=alpha)
     temperature = 1.0
     if len(classes) > 1:
         def nll(T: float) -> float:
