@@ -81,15 +81,18 @@ class StandardisedLogReg:
         return head
 
 
+def _balanced_weights(t: np.ndarray, n_classes: int) -> np.ndarray:
+    """scikit-learn's "balanced" class weights, ``n / (n_classes * count)``, for targets ``t`` in 0..n_classes-1."""
+    return len(t) / (n_classes * np.bincount(t, minlength=n_classes))
+
+
 def _torch_logreg(x: np.ndarray, targets: np.ndarray, *, C: float, max_iter: int,
                   balanced: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import torch
 
     classes = np.unique(targets)
     t = torch.from_numpy(np.searchsorted(classes, targets))
-    # scikit-learn's "balanced" weights: n / (n_classes * count)
-    counts = np.bincount(t.numpy(), minlength=len(classes))
-    weight = torch.from_numpy(len(targets) / (len(classes) * counts)).float() if balanced else None
+    weight = torch.from_numpy(_balanced_weights(t.numpy(), len(classes))).float() if balanced else None
     a = torch.from_numpy(x.astype(np.float32))
     W = torch.zeros(a.shape[1], len(classes), requires_grad=True)
     b = torch.zeros(len(classes), requires_grad=True)
@@ -137,8 +140,7 @@ def _ridge_softmax(x: np.ndarray, targets: np.ndarray, *, alpha: float,
                    balanced: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     classes = np.unique(targets)
     t = np.searchsorted(classes, targets)
-    counts = np.bincount(t, minlength=len(classes))
-    w = (len(t) / (len(classes) * counts))[t] if balanced else np.ones(len(t))
+    w = _balanced_weights(t, len(classes))[t] if balanced else np.ones(len(t))
     Y = -np.ones((len(t), len(classes)))
     Y[np.arange(len(t)), t] = 1.0
     W, b, loo = ridge_fit(x.astype(np.float64), Y, w, alpha=alpha)
