@@ -261,3 +261,7 @@ def test_ridge_head_is_chosen_on_validation_and_survives_save_load(tmp_path):
     assert create_model("voice_whisper_plus_ridge").head == "ridge"
     with pytest.raises(ConfigError, match="head must be one of"):
         VoiceWhisper("voice_whisper_tiny", head="svm")
+    with pytest.raises(ConfigError, match="C must be positive"):
+        VoiceWhisper("voice_whisper_tiny", head="ridge", C=0.0)  # alpha = 1 / C
+    with pytest.raises(ConfigError, match="C_grid must hold positive values"):
+        VoiceWhisper("voice_whisper_tiny", C_grid=[0.01, -1.0])

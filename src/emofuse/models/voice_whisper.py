@@ -298,6 +298,10 @@ class VoiceWhisper:
         if C_grid is None:
             C_grid = RIDGE_C_GRID if head == "ridge" else LOGREG_C_GRID
         self.C_grid = tuple(float(c) for c in C_grid)
+        if not isinstance(C, str) and not float(C) > 0:
+            raise ConfigError(f"C must be positive (the inverse regularisation strength), not {C!r}")
+        if not self.C_grid or not all(c > 0 for c in self.C_grid):
+            raise ConfigError(f"C_grid must hold positive values, not {list(self.C_grid)}")
         self.max_iter = max_iter
         self.refit_with_val = refit_with_val
         self.cache = cache
