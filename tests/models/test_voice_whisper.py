@@ -265,3 +265,75 @@ def test_ridge_head_is_chosen_on_validation_and_survives_save_load(tmp_path):
         VoiceWhisper("voice_whisper_tiny", head="ridge", C=0.0)  # alpha = 1 / C
     with pytest.raises(ConfigError, match="C_grid must hold positive values"):
         VoiceWhisper("voice_whisper_tiny", C_grid=[0.01, -1.0])
+
+
+class _ViewTables(VoiceWhisper):
+    """A VoiceWhisper whose clips are row numbers, with one feature table per (speed, trim) view."""
+
+    tables: dict[tuple[float, bool], np.ndarray]
+
+    def featurize(self, X, *, speed=1.0, trim=None):
+        return self.tables[(speed, self.features.trim if trim is None else trim)][np.asarray(X, dtype=int)]
+
+
+def _noisy_views(rng: np.random.Generator, n: int = 600, d: int = 6):
+    """Two emotions on every feature (±0.4), each view of a clip (speed copy, untrimmed) with its own
+    unit noise: averaging a clip's views averages its noise away."""
+    targets = np.tile([0, 1], n // 2)
+    signal = np.outer(0.8 * targets - 0.4, np.ones(d))
+    tables = {(s, t): signal + rng.normal(size=signal.shape) for s in (1.0, 0.9, 1.1) for t in (True, False)}
+    return tables, targets
+
+
+def test_test_time_augmentation_averages_the_clips_speed_copies(tmp_path):
+    from emofuse.models import create_model, load_model
+    from emofuse.models._linear import StandardisedLogReg
+
+    tables, targets = _noisy_views(np.random.default_rng(3))
+    labels = [("calm", "angry")[t] for t in targets]
+    train, val, test = list(range(200)), list(range(200, 300)), list(range(300, 600))
+    pick = lambda idx, seq: [seq[i] for i in idx]  # noqa: E731
+    common = {"augment_speeds": (0.9, 1.1), "untrimmed_view": True, "head": "ridge", "C_grid": (0.01, 1.0)}
+    plain, tta = _ViewTables("voice_whisper_tiny", **common), _ViewTables("voice_whisper_tiny", tta=True, **common)
+    for model in (plain, tta):
+        model.tables = tables
+        model.fit(train, pick(train, labels), labels=["calm", "angry"], X_val=val, y_val=pick(val, labels))
+    probs = tta.predict_proba(test)
+    speeds = [tta.head_.predict_proba(tables[(s, True)][test], 2) for s in (1.0, 0.9, 1.1)]
+    untrimmed = tta.untrimmed_head_.predict_proba(tables[(1.0, False)][test], 2)
+    np.testing.assert_allclose(probs, (np.mean(speeds, axis=0) + untrimmed) / 2, atol=1e-12)
+    accuracy = lambda p: (p.argmax(axis=1) == targets[test]).mean()  # noqa: E731
+    assert accuracy(np.mean(speeds, axis=0)) > accuracy(speeds[0]) + 0.05  # three draws of the noise, averaged
+    np.testing.assert_allclose(plain.predict_proba(test), (plain.head_.predict_proba(tables[(1.0, True)][test], 2)
+                                                           + plain.untrimmed_head_.predict_proba(
+                                                               tables[(1.0, False)][test], 2)) / 2, atol=1e-12)
+
+    # C is chosen, and fusion's held-out validation probabilities given, with the same averaging
+    def head(C, views):  # a ridge head fitted on the training clips only, before the refit
+        x = np.concatenate([tables[v][train] for v in views])
+        return StandardisedLogReg(C=C, max_iter=300, solver="ridge", balanced=True).fit(x, np.tile(targets[train], len(views)))
+
+    speed_views = [(s, True) for s in (1.0, 0.9, 1.1)]
+    trimmed_val = np.mean([head(tta.C_, speed_views).predict_proba(tables[v][val], 2) for v in speed_views], axis=0)
+    untrimmed_val = head(tta.untrimmed_C_, [(1.0, False)]).predict_proba(tables[(1.0, False)][val], 2)
+    np.testing.assert_allclose(tta.heldout_val_proba_, (trimmed_val + untrimmed_val) / 2, atol=1e-9)
+
+    tta.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.tta and again.get_params()["tta"]
+    again.__class__ = _ViewTables
+    again.tables = tables
+    np.testing.assert_allclose(again.predict_proba(test), probs, atol=1e-12)
+    assert create_model("voice_whisper_plus_ridge_tta").tta
+    with pytest.raises(ConfigError, match="needs augment_speeds"):
+        VoiceWhisper("voice_whisper_tiny", tta=True)
+
+
+def test_validation_views_must_match_the_validation_features():
+    from emofuse.models._linear import fit_logreg_select
+
+    x, t = np.eye(4), np.array([0, 1, 0, 1])
+    with pytest.raises(ConfigError, match="val_views"):
+        fit_logreg_select(x, t, ["a", "b"], C=1.0, C_grid=(), max_iter=10, val=(x, t), name="m", val_views=[x[:2]])
+    with pytest.raises(ConfigError, match="val_views"):
+        fit_logreg_select(x, t, ["a", "b"], C=1.0, C_grid=(), max_iter=10, val=None, name="m", val_views=[x])

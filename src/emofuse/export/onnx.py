@@ -129,6 +129,9 @@ def build_graph(model: Any) -> GraphSpec:
         if getattr(model, "untrimmed_view", False):
             raise ExportError(f"{model.name}: its second head reads the untrimmed clip, a different input than "
                               "the first; one graph cannot take both yet (export a model without untrimmed_view)")
+        if getattr(model, "tta", False):
+            raise ExportError(f"{model.name}: test-time augmentation resamples each clip into speed copies in "
+                              "Python before the encoder; the graph would score the clip alone (export without tta)")
 
         encoders = [load_whisper_encoder(m) for m in model.features.models]
         n_mels = encoders[0].info.n_mels

@@ -81,6 +81,12 @@ MODELS: dict[str, ModelSpec] = {
                                           "temperature fitted on their leave-one-out scores)",
                                           {"features": {"models": ["tiny.en", "base"]}, "augment_speeds": [0.9, 1.1],
                                            "untrimmed_view": True, "head": "ridge"}),
+    "voice_whisper_plus_ridge_tta": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+                                              "voice_whisper_plus_ridge with test-time augmentation: its speed-copy "
+                                              "head also scores the clip played 0.9x and 1.1x as fast, averaged",
+                                              {"features": {"models": ["tiny.en", "base"]},
+                                               "augment_speeds": [0.9, 1.1], "untrimmed_view": True, "head": "ridge",
+                                               "tta": True}),
     "voice_whisper_mfcc": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
                                     "voice_whisper's states and MFCC (+deltas) utterance statistics side by side, "
                                     "logistic regression (the combined model)",

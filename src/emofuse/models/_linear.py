@@ -169,11 +169,14 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
                 C_grid: Sequence[float], max_iter: int, val: tuple[np.ndarray, np.ndarray] | None,
                 name: str, refit_with_val: bool = False, solver: str = "torch", balanced: bool = True,
                 select_by: str = "ua", refit_extra: tuple[np.ndarray, np.ndarray] | None = None,
-                ) -> SelectedHead:
+                val_views: Sequence[np.ndarray] = ()) -> SelectedHead:
     """Fit the head; with ``C="val"``, pick C by validation UA first (ties go to the stronger
     regularisation; ``select_by="weighted_f1"`` for MELD-style headlines). ``refit_with_val`` then fits the final head on training and validation data
     together (the validation speakers are never test speakers, so nothing leaks); ``refit_extra``
-    joins that final fit only (augmented copies of the validation clips).
+    joins that final fit only (augmented copies of the validation clips). ``val_views``: other
+    views of the validation clips (e.g. their speed copies, for test-time augmentation), each
+    ``val[0]``'s shape; the validation probabilities are then the mean over ``val[0]`` and these, for
+    choosing C and in ``val_proba``, as the model predicts.
 
     The result's ``val_proba`` holds the validation probabilities of a head at the chosen C fitted
     without the validation data: held-out predictions even when the final head is refitted with
@@ -184,13 +187,18 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
     def fit(c: float, x: np.ndarray, t: np.ndarray) -> StandardisedLogReg:
         return StandardisedLogReg(C=c, max_iter=max_iter, solver=solver, balanced=balanced).fit(x, t)
 
+    def val_predict(head: StandardisedLogReg, x: np.ndarray) -> np.ndarray:
+        return np.mean([head.predict_proba(v, len(labels)) for v in (x, *val_views)], axis=0)
+
+    if val_views and (val is None or any(v.shape != val[0].shape for v in val_views)):
+        raise ConfigError(f"{name}: val_views need validation features, each view of their shape")
     scores: dict[float, float] = {}
     val_probas: dict[float, np.ndarray] = {}
     if C == "val":
         if val is None:
             raise ConfigError(f"{name}: C='val' needs validation data")
         for c in C_grid:
-            val_probas[c] = fit(c, feats, targets).predict_proba(val[0], len(labels))
+            val_probas[c] = val_predict(fit(c, feats, targets), val[0])
             pred = val_probas[c].argmax(axis=1)
             scores[c] = getattr(compute_metrics(val[1], y_pred=pred, labels=list(labels)), select_by)
         C = max(scores, key=lambda c: (scores[c], -c))
@@ -199,9 +207,9 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
         return SelectedHead(fit(C, feats, targets), C, scores, None)
     if not refit_with_val:
         head = fit(C, feats, targets)
-        val_proba = val_probas[C] if C in val_probas else head.predict_proba(val[0], len(labels))
+        val_proba = val_probas[C] if C in val_probas else val_predict(head, val[0])
         return SelectedHead(head, C, scores, val_proba)
-    val_proba = val_probas[C] if C in val_probas else fit(C, feats, targets).predict_proba(val[0], len(labels))
+    val_proba = val_probas[C] if C in val_probas else val_predict(fit(C, feats, targets), val[0])
     feats, targets = np.concatenate([feats, val[0]]), np.concatenate([targets, val[1]])
     if refit_extra is not None:
         feats, targets = np.concatenate([feats, refit_extra[0]]), np.concatenate([targets, refit_extra[1]])

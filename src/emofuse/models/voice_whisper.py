@@ -268,12 +268,18 @@ class VoiceWhisper:
     1 / alpha; its default grid is ``RIDGE_C_GRID``), its scores turned into probabilities by a
     temperature fitted on its exact leave-one-out scores; saved, loaded and exported as the logistic
     head is. Measured on RAVDESS in docs/words.md.
+
+    ``tta``: test-time augmentation. The head trained with the speed copies also scores the speed
+    copies of the clip it predicts (``augment_speeds``), and its probabilities are averaged over the
+    clip and its copies (the untrimmed view's head, trained without copies, scores the clip alone).
+    C is chosen on the validation speakers with the same averaging. It costs one more encoding per
+    factor at prediction time.
     """
 
     def __init__(self, name: str = "voice_whisper_tiny", *, features: WhisperFeatures | Mapping[str, Any] | None = None,
                  C: float | str = "val", C_grid: Sequence[float] | None = None, max_iter: int = 300,
                  refit_with_val: bool = True, augment_speeds: Sequence[float] = (), untrimmed_view: bool = False,
-                 mfcc_stats: bool = False, head: str = "logreg", cache: FeatureCache | None = None,
+                 mfcc_stats: bool = False, head: str = "logreg", tta: bool = False, cache: FeatureCache | None = None,
                  device: str = "cpu", progress: bool = False) -> None:
         self.name = name
         if head not in HEADS:
@@ -286,6 +292,9 @@ class VoiceWhisper:
         if self.mfcc_stats and (self.augment_speeds or untrimmed_view):
             raise ConfigError("mfcc_stats combines with the plain Whisper view only (no augment_speeds, untrimmed_view)")
         self.untrimmed_view = bool(untrimmed_view)
+        self.tta = bool(tta)
+        if self.tta and not self.augment_speeds:
+            raise ConfigError("tta scores the clip's speed copies with the head trained on them: it needs augment_speeds")
         if isinstance(features, Mapping):
             features = WhisperFeatures.from_dict(features)
         self.features = features or WhisperFeatures()
@@ -313,7 +322,7 @@ class VoiceWhisper:
         return {"features": self.features.to_dict(), "C": self.C, "C_grid": list(self.C_grid),
                 "max_iter": self.max_iter, "refit_with_val": self.refit_with_val,
                 "augment_speeds": list(self.augment_speeds), "untrimmed_view": self.untrimmed_view,
-                "mfcc_stats": self.mfcc_stats, "head": self.head}
+                "mfcc_stats": self.mfcc_stats, "head": self.head, "tta": self.tta}
 
     def featurize(self, X: Sequence[AudioInput], *, speed: float = 1.0, trim: bool | None = None) -> np.ndarray:
         """``(len(X), n_features)``: chosen layers of every model, side by side (of speed-perturbed
@@ -344,14 +353,19 @@ class VoiceWhisper:
             extra, extra_targets = self._augmented(X, targets)
             feats, targets = np.concatenate([feats, extra]), np.concatenate([targets, extra_targets])
         val = None
+        val_views: list[np.ndarray] = []
         if X_val is not None and y_val is not None:
             val_targets = label_targets(y_val, labels)
             val = (self.featurize(X_val), val_targets)
-            if self.augment_speeds and self.refit_with_val:
+            if self.augment_speeds and (self.refit_with_val or self.tta):
                 refit_extra = self._augmented(X_val, val_targets)
+                if self.tta:  # the copies, one factor after another, as _augmented stacks them
+                    val_views = np.split(refit_extra[0], len(self.augment_speeds))
+                if not self.refit_with_val:
+                    refit_extra = None
         self.head_, self.C_, self.val_scores_, val_proba = fit_logreg_select(
             feats, targets, labels, C=self.C, C_grid=self.C_grid, max_iter=self.max_iter, val=val, name=self.name,
-            refit_with_val=self.refit_with_val, refit_extra=refit_extra, solver=HEADS[self.head])
+            refit_with_val=self.refit_with_val, refit_extra=refit_extra, solver=HEADS[self.head], val_views=val_views)
         if self.untrimmed_view:
             untrimmed_val = None if val is None else (self.featurize(X_val, trim=False), val[1])  # type: ignore[arg-type]
             self.untrimmed_head_, self.untrimmed_C_, self.untrimmed_val_scores_, untrimmed_proba = fit_logreg_select(
@@ -374,6 +388,9 @@ class VoiceWhisper:
     def predict_proba(self, X: Sequence[AudioInput]) -> np.ndarray:
         check_fitted(self)
         probs = self.head_.predict_proba(self.featurize(X), len(self.labels_))
+        if self.tta:
+            copies = [self.head_.predict_proba(self.featurize(X, speed=f), len(self.labels_)) for f in self.augment_speeds]
+            probs = np.mean([probs, *copies], axis=0)
         if self.untrimmed_view:
             probs = (probs + self.untrimmed_head_.predict_proba(self.featurize(X, trim=False), len(self.labels_))) / 2
         return probs
@@ -459,6 +476,7 @@ class VoiceWhisper:
             "architecture": {"kind": "whisper_logreg", "C": self.C_, "augment_speeds": list(self.augment_speeds),
                              **({"mfcc_stats": True} if self.mfcc_stats else {}),
                              **({"head": self.head} if self.head != "logreg" else {}),
+                             **({"tta": True} if self.tta else {}),
                              **({"untrimmed_view": True, "untrimmed_C": self.untrimmed_C_} if self.untrimmed_view
                                 else {})},
             "labels": list(self.labels_),
@@ -483,7 +501,7 @@ class VoiceWhisper:
                     augment_speeds=architecture.get("augment_speeds", ()),
                     untrimmed_view=architecture.get("untrimmed_view", False),
                     mfcc_stats=architecture.get("mfcc_stats", False),
-                    head=architecture.get("head", "logreg"), **kwargs)
+                    head=architecture.get("head", "logreg"), tta=architecture.get("tta", False), **kwargs)
         model.C_ = C
         model.head_ = StandardisedLogReg.from_arrays({k: v for k, v in arrays.items() if "." not in k}, C=C)
         if model.untrimmed_view:
