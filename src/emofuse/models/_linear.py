@@ -187,8 +187,9 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
     def fit(c: float, x: np.ndarray, t: np.ndarray) -> StandardisedLogReg:
         return StandardisedLogReg(C=c, max_iter=max_iter, solver=solver, balanced=balanced).fit(x, t)
 
-    def val_predict(head: StandardisedLogReg, x: np.ndarray) -> np.ndarray:
-        return np.mean([head.predict_proba(v, len(labels)) for v in (x, *val_views)], axis=0)
+    def val_predict(head: StandardisedLogReg) -> np.ndarray:  # as the model predicts: mean over the views
+        assert val is not None
+        return np.mean([head.predict_proba(v, len(labels)) for v in (val[0], *val_views)], axis=0)
 
     if val_views and (val is None or any(v.shape != val[0].shape for v in val_views)):
         raise ConfigError(f"{name}: val_views need validation features, each view of their shape")
@@ -198,7 +199,7 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
         if val is None:
             raise ConfigError(f"{name}: C='val' needs validation data")
         for c in C_grid:
-            val_probas[c] = val_predict(fit(c, feats, targets), val[0])
+            val_probas[c] = val_predict(fit(c, feats, targets))
             pred = val_probas[c].argmax(axis=1)
             scores[c] = getattr(compute_metrics(val[1], y_pred=pred, labels=list(labels)), select_by)
         C = max(scores, key=lambda c: (scores[c], -c))
@@ -207,9 +208,9 @@ def fit_logreg_select(feats: np.ndarray, targets: np.ndarray, labels: Sequence[s
         return SelectedHead(fit(C, feats, targets), C, scores, None)
     if not refit_with_val:
         head = fit(C, feats, targets)
-        val_proba = val_probas[C] if C in val_probas else val_predict(head, val[0])
+        val_proba = val_probas[C] if C in val_probas else val_predict(head)
         return SelectedHead(head, C, scores, val_proba)
-    val_proba = val_probas[C] if C in val_probas else val_predict(fit(C, feats, targets), val[0])
+    val_proba = val_probas[C] if C in val_probas else val_predict(fit(C, feats, targets))
     feats, targets = np.concatenate([feats, val[0]]), np.concatenate([targets, val[1]])
     if refit_extra is not None:
         feats, targets = np.concatenate([feats, refit_extra[0]]), np.concatenate([targets, refit_extra[1]])
