@@ -40,10 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     from emofuse.evaluation.metrics import compute_metrics
     from emofuse.evaluation.results import git_commit
     from emofuse.features.cache import FeatureCache
+    from emofuse.models import MODELS as REGISTRY
     from emofuse.models import create_model
 
     models = [m for m in args.models.split(",") if m]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    unknown = [m for m in models if m not in REGISTRY or REGISTRY[m].modality != "audio"]
+    if not models or unknown:
+        parser.error(f"--models: voice registry models, not {unknown or 'nothing'}; known: "
+                     f"{', '.join(n for n, s in REGISTRY.items() if s.modality == 'audio')}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        parser.error(f"--seeds: comma-separated integers, not {args.seeds!r}")
+    if not seeds:
+        parser.error("--seeds: at least one seed")
     dataset = load_ravdess(args.data)
     paths = [s.path for s in dataset.samples]
     labels = sorted({s.label for s in dataset.samples})
