@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ def _actors(dataset, positions):
 
 def test_ravdess_6fold_matches_emobox_and_validates_on_training_actors(ravdess_dir):
     dataset = load_ravdess(ravdess_dir)
-    folds = get_protocol("ravdess-6fold").folds(dataset)
-    assert [f.name for f in folds] == [f"fold{k}" for k in range(1, 7)]
+    protocol = get_protocol("ravdess-6fold")
+    folds = protocol.folds(dataset)
+    # The names are known before the data is read (a study plans its jobs fold by fold from them).
+    assert [f.name for f in folds] == list(protocol.fold_names) == [f"fold{k}" for k in range(1, 7)]
     tested = []
     for k, fold in enumerate(folds, start=1):
         assert _actors(dataset, fold.test) == sorted(EMOBOX_RAVDESS_FOLDS[k])
@@ -71,6 +74,17 @@ def test_speaker_overlap_is_caught(ravdess_dir):
     leaky = Fold("bad", train=np.array([0, 1]), val=np.array([20]), test=np.array([2]))  # actor 01 in train and test
     with pytest.raises(ProtocolError, match="01"):
         check_speaker_independent(dataset, leaky)
+
+
+def test_fold_names_are_the_names_of_the_folds_made(ravdess_dir, fer_csv):
+    ravdess, fer = load_ravdess(ravdess_dir), load_fer2013(fer_csv)
+    for name in ("ravdess-actor-split", "ravdess-random", "fer2013-official"):
+        protocol = get_protocol(name)
+        made = protocol.folds(ravdess if protocol.dataset == "ravdess" else fer)
+        assert tuple(f.name for f in made) == protocol.fold_names
+    drifted = dataclasses.replace(get_protocol("ravdess-actor-split"), fold_names=("fold1",))
+    with pytest.raises(ProtocolError, match=r"made folds \['actor-split'\], not its \['fold1'\]"):
+        drifted.folds(ravdess)
 
 
 def test_protocol_refuses_wrong_dataset_or_missing_actors(ravdess_dir, fer_csv):

@@ -200,6 +200,51 @@ def test_a_worker_job_rebuilds_the_config_and_runs_its_cell(ravdess_dir, tmp_pat
     assert (cell.dir / "folds" / "random" / "val_predictions.npz").is_file()
 
 
+def test_workers_split_a_cell_fold_by_fold_and_get_what_one_process_gets(ravdess_dir, tmp_path):
+    """With --workers, a cell with several folds left is one job per fold (so a six-fold cell keeps
+    every worker busy); the cell is summarised when its last fold is in, and equals a serial run."""
+    from emofuse.study.runner import folds_to_split, plan_cells
+
+    config = StudyConfig.from_dict({
+        "name": "w", "data": {"ravdess": str(ravdess_dir)}, "protocols": ["ravdess-6fold"],
+        "models": [{"name": "plain", "model": "voice_logreg", "params": {"max_iter": 200},
+                    "folds": {"ravdess-6fold": ["fold1", "fold2", "fold3"]}},
+                   {"name": "c01", "model": "voice_logreg", "params": {"C": 0.01, "max_iter": 200},
+                    "folds": {"ravdess-6fold": ["fold1", "fold2", "fold3"]}},
+                   {"name": "leaky", "model": "voice_logreg", "params": {"max_iter": 200},
+                    "protocols": ["ravdess-random"]}],
+        "fusions": [{"name": "w", "strategy": "fusion_weighted", "members": ["plain", "c01"]}]})
+    (cell, _c01, leaky), _ = plan_cells(config, tmp_path / "parallel")
+    plain = config.models[0]
+    assert folds_to_split(config, plain, cell) == ["fold1", "fold2", "fold3"]
+    assert folds_to_split(config, config.models[2], leaky) == []  # one fold: the cell is the job
+
+    parallel = run_study(config, tmp_path / "parallel", workers=2, progress=False, report=False)
+    serial = run_study(config, tmp_path / "serial", workers=1, progress=False, report=False)
+    assert parallel.statuses == serial.statuses == {
+        "plain / ravdess-6fold / seed 0": "trained", "c01 / ravdess-6fold / seed 0": "trained",
+        "leaky / ravdess-random / seed 0": "trained", "w / ravdess-6fold / seed 0": "fused"}
+    for run in (tmp_path / "parallel", tmp_path / "serial"):
+        assert (run / "cells" / "ravdess-6fold" / "plain" / "seed0" / "folds" / "fold3" / "val_predictions.npz").is_file()
+    rows = [{(r["entry"], r["protocol"]): r["ua_mean"] for r in json.loads((run / "study.json").read_text())["rows"]}
+            for run in (tmp_path / "parallel", tmp_path / "serial")]
+    assert rows[0] == pytest.approx(rows[1])
+    assert folds_to_split(config, plain, cell) == []  # finished
+    again = run_study(config, tmp_path / "parallel", workers=2, progress=False, report=False)
+    assert set(again.statuses.values()) == {"done before"}
+
+    # Interrupted with one fold left, that fold is the cell's own job; with two left, two jobs.
+    shutil.rmtree(cell.dir / "folds" / "fold3")
+    (cell.dir / "results.json").unlink()
+    assert folds_to_split(config, plain, cell) == []
+    resumed = run_study(config, tmp_path / "parallel", workers=2, progress=False, report=False)
+    assert resumed.statuses["plain / ravdess-6fold / seed 0"] == "trained"
+    for name in ("fold3", "fold2"):
+        shutil.rmtree(cell.dir / "folds" / name)
+    (cell.dir / "results.json").unlink()
+    assert folds_to_split(config, plain, cell) == ["fold2", "fold3"]
+
+
 def test_only_runs_the_named_entries_and_the_whole_config_finishes_the_study(ravdess_dir, fer_csv, tmp_path):
     """``--only``: one machine runs some entries (and the fusions of only those), a second run of the
     whole config into the same folder keeps them and does the rest."""

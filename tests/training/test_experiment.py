@@ -56,6 +56,29 @@ def test_resume_skips_finished_folds(ravdess_dir, tmp_path):
         run_experiment(changed, resume=True, progress=False)
 
 
+def test_a_run_split_fold_by_fold_equals_the_whole_run(ravdess_dir, tmp_path):
+    """What ``emofuse study --workers`` does with a cell's folds: each process trains its folds into the
+    one run directory without a summary; the summary afterwards equals an unsplit run's."""
+    from emofuse.training.experiment import summarize_run
+
+    kwargs = {"folds": ["fold1", "fold2"], "limit_per_fold": 30, "model_params": {"max_iter": 100}}
+    whole = run_experiment(_config(ravdess_dir, tmp_path / "whole", **kwargs), progress=False)
+    split = _config(ravdess_dir, tmp_path / "split", **kwargs)
+    for fold in ("fold2", "fold1"):  # in either order: each fold draws its own training clips
+        assert run_experiment(split, resume=True, progress=False, only_folds=[fold], summarize=False) is None
+        assert not (tmp_path / "split" / "results.json").exists()
+    record = summarize_run(tmp_path / "split")
+    assert record.ua_mean == pytest.approx(whole.ua_mean)
+    for fold in ("fold1", "fold2"):
+        with np.load(tmp_path / "whole" / "folds" / fold / "predictions.npz") as a, \
+                np.load(tmp_path / "split" / "folds" / fold / "predictions.npz") as b:
+            np.testing.assert_allclose(a["probs"], b["probs"])
+        metrics = json.loads((tmp_path / "split" / "folds" / fold / "metrics.json").read_text())
+        assert metrics["n_train"] == 30  # a subset of the fold's 240 training clips
+    with pytest.raises(EmofuseError, match=r"fold\(s\) fold3 are not among this run's folds \(fold1, fold2\)"):
+        run_experiment(split, resume=True, progress=False, only_folds=["fold3"], summarize=False)
+
+
 def test_torch_model_run_with_log_and_random_protocol(ravdess_dir, tmp_path):
     out = tmp_path / "run"
     config = ExperimentConfig.from_dict({

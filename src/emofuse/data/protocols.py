@@ -68,12 +68,16 @@ class Protocol:
     leaky: bool
     description: str
     _make: Callable[[Dataset, int], list[Fold]]
+    # Known without the data, so work can be planned (and split across processes) fold by fold.
+    fold_names: tuple[str, ...] = ("official",)
 
     def folds(self, dataset: Dataset, *, seed: int = 0) -> list[Fold]:
         """The folds of this protocol on ``dataset``; speaker-independence is checked, not assumed."""
         if dataset.name != self.dataset:
             raise ProtocolError(f"protocol {self.name} is for {self.dataset}, not {dataset.name}")
         folds = self._make(dataset, seed)
+        if tuple(f.name for f in folds) != self.fold_names:
+            raise ProtocolError(f"{self.name} made folds {[f.name for f in folds]}, not its {list(self.fold_names)}")
         for fold in folds:
             for part in ("train", "val", "test"):
                 if len(getattr(fold, part)) == 0:
@@ -171,11 +175,13 @@ PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
         Protocol("ravdess-6fold", "ravdess", True, False,
-                 "EmoBox speaker-independent 6 folds; validate on the next fold's actors", _ravdess_6fold),
+                 "EmoBox speaker-independent 6 folds; validate on the next fold's actors", _ravdess_6fold,
+                 tuple(f"fold{k}" for k in sorted(EMOBOX_RAVDESS_FOLDS))),
         Protocol("ravdess-actor-split", "ravdess", True, False,
-                 "train actors 01-16, validate 17-20, test 21-24", _ravdess_actor_split),
+                 "train actors 01-16, validate 17-20, test 21-24", _ravdess_actor_split, ("actor-split",)),
         Protocol("ravdess-random", "ravdess", False, True,
-                 "stratified 80/20 clip split (seed 0), speaker-leaky: for comparison only", _stratified_random),
+                 "stratified 80/20 clip split (seed 0), speaker-leaky: for comparison only", _stratified_random,
+                 ("random",)),
         Protocol("fer2013-official", "fer2013", False, False,
                  "train Training, validate PublicTest, test PrivateTest", _fer2013_official),
         Protocol("meld-official", "meld", False, False,

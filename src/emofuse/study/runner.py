@@ -241,6 +241,43 @@ def _model_cell_job(args: tuple[dict[str, Any], str, Cell, bool, int]) -> tuple[
     return cell, status, time.perf_counter() - started
 
 
+def folds_to_split(config: StudyConfig, entry: ModelEntry, cell: Cell) -> list[str]:
+    """The folds a model cell has left to train, when they are worth training in processes of their
+    own: empty for a finished cell, one an earlier run can fill, or one with a fold or none left (the
+    whole cell is then one job)."""
+    from emofuse.data.protocols import get_protocol
+
+    experiment = experiment_config(config, entry, cell)
+    wanted = experiment.to_dict()
+    if _cell_finished(cell.dir, wanted):
+        return []
+    if not (cell.dir / "config.json").is_file() and find_reusable_run(
+            config.reuse, wanted, need_heldout_val=False) is not None:
+        return []
+    names = [n for n in get_protocol(cell.protocol).fold_names if experiment.folds is None or n in experiment.folds]
+    left = [n for n in names if not (cell.dir / "folds" / n / "metrics.json").is_file()]
+    return left if len(left) > 1 else []
+
+
+def _model_fold_job(args: tuple[dict[str, Any], str, Cell, bool, int, str]) -> tuple[Cell, str, float]:
+    """Train one fold of a model cell in a worker process; the cell is summarised once all its folds are."""
+    from emofuse.training.experiment import run_experiment
+
+    config_dict, entry_name, cell, want_val, threads, fold = args
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    config = StudyConfig.from_dict(_config_input(config_dict))
+    entry = next(m for m in config.models if m.name == entry_name)
+    started = time.perf_counter()
+    run_experiment(experiment_config(config, entry, cell), resume=True, progress=False,
+                   save_val_predictions=want_val, only_folds=[fold], summarize=False)
+    return cell, "trained", time.perf_counter() - started
+
+
 def _config_input(config_dict: dict[str, Any]) -> dict[str, Any]:
     """A StudyConfig.to_dict() back into the form from_dict reads (drop fields at their defaults)."""
     return json.loads(json.dumps(config_dict))
@@ -436,19 +473,41 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
                 say(f"{label(cell)}: {status} ({time.perf_counter() - started:.0f} s)")
                 bar.advance()
         else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures import Future, ProcessPoolExecutor, as_completed
             from multiprocessing import get_context
 
+            from emofuse.training.experiment import summarize_run
+
             threads = max(1, (os.cpu_count() or 1) // workers)
-            jobs = [(config.to_dict(), cell.entry, cell, (cell.entry, cell.protocol) in want_val, threads)
-                    for cell in model_cells]
-            bar.describe(f"{len(jobs)} model cells on {workers} workers")
+            # A cell with several folds left to train is split into one job per fold, so that every
+            # worker has work while there are folds left, not only while there are cells left.
+            folds_left = {cell: folds_to_split(config, entries[cell.entry], cell) for cell in model_cells}
+            n_jobs = sum(len(f) or 1 for f in folds_left.values())
+            bar.describe(f"{len(model_cells)} model cells ({n_jobs} jobs) on {workers} workers")
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(_model_cell_job, job) for job in jobs]
-                for future in as_completed(futures):
+                pending: dict[Future[tuple[Cell, str, float]], str | None] = {}  # the fold it trains (None: all)
+                for cell in model_cells:
+                    job = (config.to_dict(), cell.entry, cell, (cell.entry, cell.protocol) in want_val, threads)
+                    for name in folds_left[cell]:
+                        pending[pool.submit(_model_fold_job, (*job, name))] = name
+                    if not folds_left[cell]:
+                        pending[pool.submit(_model_cell_job, job)] = None
+                for future in as_completed(pending):
                     cell, status, seconds = future.result()
-                    statuses[label(cell)] = status
-                    say(f"{label(cell)}: {status} ({seconds:.0f} s)")
+                    fold = pending[future]
+                    if fold is not None:
+                        say(f"{label(cell)} / {fold}: trained ({seconds:.0f} s)")
+                        folds_left[cell].remove(fold)
+                        if folds_left[cell]:
+                            continue
+                        summarize_run(cell.dir)  # its last fold: the cell is finished
+                        if (cell.entry, cell.protocol) in want_val:  # folds finished before this study asked
+                            ensure_val_predictions(cell.dir)
+                        statuses[label(cell)] = "trained"
+                        say(f"{label(cell)}: trained (fold by fold)")
+                    else:
+                        statuses[label(cell)] = status
+                        say(f"{label(cell)}: {status} ({seconds:.0f} s)")
                     bar.advance()
         by_key = {(c.entry, c.protocol, c.seed): c.dir for c in model_cells}
         fusions = {f.name: f for f in config.fusion_entries()}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,11 +112,17 @@ def _dataset(config: ExperimentConfig, progress: bool) -> Any:
 
 
 def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: bool = True,
-                   save_val_predictions: bool = False) -> Any:
+                   save_val_predictions: bool = False, only_folds: Sequence[str] | None = None,
+                   summarize: bool = True) -> Any:
     """Train and test the model on every fold; returns the :class:`~emofuse.evaluation.results.ResultRecord`.
 
     ``save_val_predictions`` also writes each fold's validation-set probabilities (what late fusion
     is fitted on); it changes no result.
+
+    ``only_folds`` with ``summarize=False`` trains part of the run's folds and writes no summary
+    (returns None): processes that share one run directory fold by fold (``emofuse study
+    --workers``) train each its folds, and :func:`summarize_run` summarises once all are finished.
+    A fold trains on the same clips however the run is split.
     """
     from emofuse.evaluation.results import git_commit, read_results
     from emofuse.models import create_model
@@ -132,12 +138,18 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         if stored != config.to_dict():
             raise RunExistsError(f"{out} holds a run with a different config; --resume continues it only unchanged")
     dataset, protocol = _dataset(config, progress)
-    folds = protocol.folds(dataset, seed=0)
+    folds = all_folds = protocol.folds(dataset, seed=0)
     if config.folds is not None:
         unknown = sorted(set(config.folds) - {f.name for f in folds})
         if unknown:
             raise ConfigError(f"unknown fold(s) {', '.join(unknown)} for {protocol.name}")
         folds = [f for f in folds if f.name in config.folds]
+    if only_folds is not None:
+        unknown = sorted(set(only_folds) - {f.name for f in folds})
+        if unknown:
+            raise ConfigError(f"fold(s) {', '.join(unknown)} are not among this run's folds "
+                              f"({', '.join(f.name for f in folds)})")
+    train_sets = _training_clips(config, all_folds)
     params = _model_params(config)
     probe = create_model(config.model, **params)  # validates every parameter before any work
     distributed.barrier()  # every process has checked --out before rank 0 writes into it
@@ -154,15 +166,12 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
 
     inputs = _inputs(dataset, config.inputs, progress=progress)
     labels = [s.label for s in dataset.samples]
-    rng = np.random.default_rng(config.seed)
     for fold in folds:
         fold_dir = out / "folds" / fold.name
-        if (fold_dir / "metrics.json").is_file():
-            continue  # finished before an interruption
+        if (fold_dir / "metrics.json").is_file() or (only_folds is not None and fold.name not in only_folds):
+            continue  # finished before an interruption, or another process's
         fold_dir.mkdir(parents=True, exist_ok=True)  # every process: the log and state paths point here
-        train_idx = fold.train
-        if config.limit_per_fold is not None and len(train_idx) > config.limit_per_fold:
-            train_idx = np.sort(rng.choice(train_idx, config.limit_per_fold, replace=False))
+        train_idx = train_sets[fold.name]
         model = create_model(config.model, **params, **_runtime_options(config.model), progress=progress)
         start = time.perf_counter()
         model.fit(_take(inputs, train_idx), [labels[i] for i in train_idx], labels=dataset.labels,
@@ -178,10 +187,26 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
             _write_fold(fold_dir, model, fold.test, probs, dataset, train_seconds, len(train_idx))
             shutil.rmtree(fold_dir / "state", ignore_errors=True)
         distributed.barrier()
+    if not summarize:
+        return None
     if is_main:
         record = summarize_run(out)
     distributed.barrier()
     return record if is_main else read_results(out / "results.json")[0]
+
+
+def _training_clips(config: ExperimentConfig, folds: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Each fold's training positions; with ``limit_per_fold`` a random subset, drawn for every fold
+    of the protocol in its order from the run's seed, so that a fold gets the same clips whether the
+    run trains all folds, a chosen few, resumes after an interruption or is split across processes."""
+    rng = np.random.default_rng(config.seed)
+    chosen = {}
+    for fold in folds:
+        train_idx = fold.train
+        if config.limit_per_fold is not None and len(train_idx) > config.limit_per_fold:
+            train_idx = np.sort(rng.choice(train_idx, config.limit_per_fold, replace=False))
+        chosen[fold.name] = train_idx
+    return chosen
 
 
 def _inputs(dataset: Any, kind: str = "auto", *, progress: bool = False) -> Any:
