@@ -460,7 +460,12 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
     def label(cell: Cell) -> str:
         return f"{cell.entry} / {cell.protocol} / seed {cell.seed}"
 
-    with _Progress(total=len(model_cells) + len(fusion_cells), enabled=progress) as bar:
+    # With workers, a cell with several folds left to train is split into one job per fold, so that
+    # every worker has work while there are folds left, not only while there are cells left.
+    folds_left = {cell: folds_to_split(config, entries[cell.entry], cell) if workers > 1 else []
+                  for cell in model_cells}
+    n_jobs = sum(len(f) or 1 for f in folds_left.values())  # the bar counts jobs: a split cell's folds
+    with _Progress(total=n_jobs + len(fusion_cells), enabled=progress) as bar:
         # While the bar is live, messages go through its console so they print above it.
         say = bar.print if progress else quiet_log
         if workers == 1:
@@ -479,10 +484,6 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
             from emofuse.training.experiment import summarize_run
 
             threads = max(1, (os.cpu_count() or 1) // workers)
-            # A cell with several folds left to train is split into one job per fold, so that every
-            # worker has work while there are folds left, not only while there are cells left.
-            folds_left = {cell: folds_to_split(config, entries[cell.entry], cell) for cell in model_cells}
-            n_jobs = sum(len(f) or 1 for f in folds_left.values())
             bar.describe(f"{len(model_cells)} model cells ({n_jobs} jobs) on {workers} workers")
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
                 pending: dict[Future[tuple[Cell, str, float]], str | None] = {}  # the fold it trains (None: all)
@@ -499,6 +500,7 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
                         say(f"{label(cell)} / {fold}: trained ({seconds:.0f} s)")
                         folds_left[cell].remove(fold)
                         if folds_left[cell]:
+                            bar.advance()
                             continue
                         summarize_run(cell.dir)  # its last fold: the cell is finished
                         if (cell.entry, cell.protocol) in want_val:  # folds finished before this study asked
