@@ -128,6 +128,44 @@ def test_resume_skips_finished_cells_and_redoes_only_what_is_missing(study):
     assert set(again.statuses.values()) == {"done before"}
 
 
+def test_the_plan_says_what_a_run_would_do_and_does_none_of_it(study, ravdess_dir, fer_csv, tmp_path):
+    from emofuse.study import plan_study
+
+    config, out, _ = study
+    fresh = tmp_path / "fresh"
+    planned = {(p.cell.entry, p.cell.protocol): p for p in plan_study(config, fresh)}
+    assert not fresh.exists()  # nothing written
+    assert planned[("logreg", "ravdess-6fold")].action == "train"
+    assert planned[("logreg", "ravdess-6fold")].folds_left == ("fold1", "fold2")  # the entry's folds only
+    assert planned[("face", "fer2013-official")].folds_left == ("official",)
+    assert planned[("weighted", "ravdess-6fold")].action == "fit"
+    assert {p.action for p in plan_study(config, out) if p.cell.kind == "model"} == {"done before"}
+
+    # An interrupted cell: one fold finished, the other stopped after its third epoch.
+    partial = tmp_path / "partial"
+    run_study(config, partial, progress=False, report=False, only=["logreg"], protocols=["ravdess-6fold"])
+    fold2 = partial / "cells" / "ravdess-6fold" / "logreg" / "seed0" / "folds" / "fold2"
+    shutil.rmtree(fold2)
+    (fold2.parents[1] / "results.json").unlink()
+    (fold2 / "state").mkdir(parents=True)
+    (fold2 / "state" / "last.json").write_text(json.dumps({"epoch": 3}))
+    (p,) = plan_study(config, partial, only=["logreg"], protocols=["ravdess-6fold"])
+    assert (p.action, p.folds_done, p.folds_left, p.resumes_after) == ("train", ("fold1",), ("fold2",), (("fold2", 3),))
+
+    import yaml
+
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(_config(ravdess_dir, fer_csv)))
+    before = sorted(str(f.relative_to(partial)) for f in partial.rglob("*"))
+    result = CliRunner().invoke(app, ["study", str(path), "--out", str(partial), "--plan", "--only", "logreg"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "fold2 (after epoch 3)" in result.output
+    assert ("2 model cell(s) to train (2 fold(s)), 0 finished, 0 filled from earlier runs; 0 fusion(s) to fit"
+            in result.output)  # logreg on its two protocols; its fusions need logreg_c01
+    assert sorted(str(f.relative_to(partial)) for f in partial.rglob("*")) == before  # nothing ran
+
+
 def test_a_changed_cell_config_is_an_error_not_a_silent_mix(study, ravdess_dir, fer_csv):
     from emofuse.errors import EmofuseError
 
@@ -216,8 +254,8 @@ def test_workers_split_a_cell_fold_by_fold_and_get_what_one_process_gets(ravdess
         "fusions": [{"name": "w", "strategy": "fusion_weighted", "members": ["plain", "c01"]}]})
     (cell, _c01, leaky), _ = plan_cells(config, tmp_path / "parallel")
     plain = config.models[0]
-    assert folds_to_split(config, plain, cell) == ["fold1", "fold2", "fold3"]
-    assert folds_to_split(config, config.models[2], leaky) == []  # one fold: the cell is the job
+    assert folds_to_split(config, plain, cell, want_val=True) == ["fold1", "fold2", "fold3"]
+    assert folds_to_split(config, config.models[2], leaky, want_val=False) == []  # one fold: the cell is the job
 
     parallel = run_study(config, tmp_path / "parallel", workers=2, progress=False, report=False)
     serial = run_study(config, tmp_path / "serial", workers=1, progress=False, report=False)
@@ -229,20 +267,20 @@ def test_workers_split_a_cell_fold_by_fold_and_get_what_one_process_gets(ravdess
     rows = [{(r["entry"], r["protocol"]): r["ua_mean"] for r in json.loads((run / "study.json").read_text())["rows"]}
             for run in (tmp_path / "parallel", tmp_path / "serial")]
     assert rows[0] == pytest.approx(rows[1])
-    assert folds_to_split(config, plain, cell) == []  # finished
+    assert folds_to_split(config, plain, cell, want_val=True) == []  # finished
     again = run_study(config, tmp_path / "parallel", workers=2, progress=False, report=False)
     assert set(again.statuses.values()) == {"done before"}
 
     # Interrupted with one fold left, that fold is the cell's own job; with two left, two jobs.
     shutil.rmtree(cell.dir / "folds" / "fold3")
     (cell.dir / "results.json").unlink()
-    assert folds_to_split(config, plain, cell) == []
+    assert folds_to_split(config, plain, cell, want_val=True) == []
     resumed = run_study(config, tmp_path / "parallel", workers=2, progress=False, report=False)
     assert resumed.statuses["plain / ravdess-6fold / seed 0"] == "trained"
     for name in ("fold3", "fold2"):
         shutil.rmtree(cell.dir / "folds" / name)
     (cell.dir / "results.json").unlink()
-    assert folds_to_split(config, plain, cell) == ["fold2", "fold3"]
+    assert folds_to_split(config, plain, cell, want_val=True) == ["fold2", "fold3"]
 
 
 def test_only_runs_the_named_entries_and_the_whole_config_finishes_the_study(ravdess_dir, fer_csv, tmp_path):

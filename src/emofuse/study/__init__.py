@@ -12,7 +12,7 @@ from emofuse.study.config import (
            StudyConfig,
            load_study_config,
 )
-from emofuse.study.runner import StudyError, StudyOutcome, run_study
+from emofuse.study.runner import PlannedCell, StudyError, StudyOutcome, plan_study, run_study
 
-__all__ = ["FusionEntry", "ModelEntry", "PairedConfig", "Reference", "StudyConfig", "StudyError", "StudyOutcome",
-           "load_study_config", "run_study"]
+__all__ = ["FusionEntry", "ModelEntry", "PairedConfig", "PlannedCell", "Reference", "StudyConfig", "StudyError",
+           "StudyOutcome", "load_study_config", "plan_study", "run_study"]

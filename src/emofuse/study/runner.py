@@ -241,22 +241,55 @@ def _model_cell_job(args: tuple[dict[str, Any], str, Cell, bool, int]) -> tuple[
     return cell, status, time.perf_counter() - started
 
 
-def folds_to_split(config: StudyConfig, entry: ModelEntry, cell: Cell) -> list[str]:
-    """The folds a model cell has left to train, when they are worth training in processes of their
-    own: empty for a finished cell, one an earlier run can fill, or one with a fold or none left (the
-    whole cell is then one job)."""
+@dataclass(frozen=True)
+class PlannedCell:
+    """What running the study would do with one cell: ``action`` is "done before", "reuse <run dir>",
+    "train" (model cells, with the folds already finished and those left) or "fit" (fusion cells,
+    fitted again whenever their inputs or the code change; seconds)."""
+
+    cell: Cell
+    action: str
+    folds_done: tuple[str, ...] = ()
+    folds_left: tuple[str, ...] = ()
+    resumes_after: tuple[tuple[str, int], ...] = ()  # (fold, its last finished epoch) for folds interrupted
+
+
+def plan_model_cell(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_val: bool) -> PlannedCell:
+    """What the study would do with a model cell, read from its folder and the runs it may reuse;
+    touches nothing. A cell holding a run of a different config is an error, as it is for a run.
+    ``want_val``: a fusion or the paired evaluation reads the cell's validation predictions."""
     from emofuse.data.protocols import get_protocol
 
     experiment = experiment_config(config, entry, cell)
     wanted = experiment.to_dict()
     if _cell_finished(cell.dir, wanted):
-        return []
-    if not (cell.dir / "config.json").is_file() and find_reusable_run(
-            config.reuse, wanted, need_heldout_val=False) is not None:
-        return []
+        return PlannedCell(cell, "done before")
+    if not (cell.dir / "config.json").is_file():
+        source = find_reusable_run(config.reuse, wanted,
+                                   need_heldout_val=want_val and _fits_on_validation(experiment))
+        if source is not None:
+            return PlannedCell(cell, f"reuse {source}")
     names = [n for n in get_protocol(cell.protocol).fold_names if experiment.folds is None or n in experiment.folds]
-    left = [n for n in names if not (cell.dir / "folds" / n / "metrics.json").is_file()]
-    return left if len(left) > 1 else []
+    done = tuple(n for n in names if (cell.dir / "folds" / n / "metrics.json").is_file())
+    left = tuple(n for n in names if n not in done)
+    resumes = tuple((n, epoch) for n in left if (epoch := _last_epoch(cell.dir / "folds" / n / "state")) is not None)
+    return PlannedCell(cell, "train", done, left, resumes)
+
+
+def _last_epoch(state_dir: Path) -> int | None:
+    """The last finished epoch of a fold's training state (what a resumed run continues after), if any."""
+    try:
+        return int(json.loads((state_dir / "last.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def folds_to_split(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_val: bool) -> list[str]:
+    """The folds a model cell has left to train, when they are worth training in processes of their
+    own: empty for a finished cell, one an earlier run can fill, or one with a fold or none left (the
+    whole cell is then one job)."""
+    planned = plan_model_cell(config, entry, cell, want_val=want_val)
+    return list(planned.folds_left) if len(planned.folds_left) > 1 else []
 
 
 def _model_fold_job(args: tuple[dict[str, Any], str, Cell, bool, int, str]) -> tuple[Cell, str, float]:
@@ -444,13 +477,8 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
     from emofuse.study.results import collect_study
 
     out = Path(out)
-    model_cells, fusion_cells = plan_cells(config, out)
-    chosen = _chosen_entries(config, only)
-    chosen_protocols = _chosen_protocols(model_cells, protocols)
+    model_cells, fusion_cells, chosen, chosen_protocols = _selected_cells(config, out, only, protocols)
     out.mkdir(parents=True, exist_ok=True)
-    model_cells = [c for c in model_cells if c.entry in chosen and c.protocol in chosen_protocols]
-    member_sets = {f.name: set(f.members) for f in config.fusion_entries()}
-    fusion_cells = [c for c in fusion_cells if member_sets[c.entry] <= chosen and c.protocol in chosen_protocols]
     want_val = needs_val_predictions(config)
     entries = {m.name: m for m in config.models}
     workers = max(1, workers or config.workers)
@@ -462,7 +490,8 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
 
     # With workers, a cell with several folds left to train is split into one job per fold, so that
     # every worker has work while there are folds left, not only while there are cells left.
-    folds_left = {cell: folds_to_split(config, entries[cell.entry], cell) if workers > 1 else []
+    folds_left = {cell: folds_to_split(config, entries[cell.entry], cell,
+                                      want_val=(cell.entry, cell.protocol) in want_val) if workers > 1 else []
                   for cell in model_cells}
     n_jobs = sum(len(f) or 1 for f in folds_left.values())  # the bar counts jobs: a split cell's folds
     with _Progress(total=n_jobs + len(fusion_cells), enabled=progress) as bar:
@@ -534,6 +563,31 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
 
     md, html = write_report(study, out) if report else (out / "report.md", out / "report.html")
     return StudyOutcome(out=out, report_md=md, report_html=html, statuses=statuses)
+
+
+def plan_study(config: StudyConfig, out: str | Path, *, only: Sequence[str] | None = None,
+               protocols: Sequence[str] | None = None) -> list[PlannedCell]:
+    """What :func:`run_study` with the same arguments would do, cell by cell, without doing any of
+    it (``emofuse study --plan``): which cells are finished, which an earlier run fills, which train
+    and with how many folds left, which fusions are fitted."""
+    out = Path(out)
+    model_cells, fusion_cells, _, _ = _selected_cells(config, out, only, protocols)
+    want_val = needs_val_predictions(config)
+    entries = {m.name: m for m in config.models}
+    return ([plan_model_cell(config, entries[c.entry], c, want_val=(c.entry, c.protocol) in want_val)
+             for c in model_cells] + [PlannedCell(c, "fit") for c in fusion_cells])
+
+
+def _selected_cells(config: StudyConfig, out: Path, only: Sequence[str] | None, protocols: Sequence[str] | None,
+                    ) -> tuple[list[Cell], list[Cell], set[str], set[str]]:
+    """The model and fusion cells that ``only`` and ``protocols`` leave, and the entries and protocols chosen."""
+    model_cells, fusion_cells = plan_cells(config, out)
+    chosen = _chosen_entries(config, only)
+    chosen_protocols = _chosen_protocols(model_cells, protocols)
+    model_cells = [c for c in model_cells if c.entry in chosen and c.protocol in chosen_protocols]
+    member_sets = {f.name: set(f.members) for f in config.fusion_entries()}
+    fusion_cells = [c for c in fusion_cells if member_sets[c.entry] <= chosen and c.protocol in chosen_protocols]
+    return model_cells, fusion_cells, chosen, chosen_protocols
 
 
 def _chosen_protocols(model_cells: Sequence[Cell], protocols: Sequence[str] | None) -> set[str]:
