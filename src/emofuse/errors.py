@@ -45,6 +45,11 @@ class DataError(EmofuseError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its own arguments, so it crosses process boundaries (a study's worker jobs)
+        # as itself; the default would call __init__ with the message alone and fail.
+        return (type(self), (self.path, self.problem))
+
     def as_bad_file(self) -> BadFile:
         return BadFile(self.path, self.problem)
 

@@ -25,8 +25,9 @@ way, for the same reason: positive valence, and no other class comes close.)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emofuse.errors import EmofuseError
 
@@ -155,11 +156,16 @@ class UnknownLabelError(EmofuseError, ValueError):
     def __init__(self, unknown: Iterable[str], *, source: str = "", accepted: Iterable[str] = ()) -> None:
         self.unknown = sorted(set(unknown))
         self.accepted = sorted(set(accepted))
+        self.source = source
         where = f" in {source}" if source else ""
         message = f"unknown emotion label(s){where}: {', '.join(repr(u) for u in self.unknown)}"
         if self.accepted:
             message += f". Accepted: {', '.join(self.accepted)}"
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its own arguments, so it crosses process boundaries as itself.
+        return (functools.partial(type(self), source=self.source, accepted=self.accepted), (self.unknown,))
 
 
 def canonical(label: str, *, label_map: Mapping[str, str] | None = None) -> str:

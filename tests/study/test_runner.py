@@ -283,6 +283,21 @@ def test_workers_split_a_cell_fold_by_fold_and_get_what_one_process_gets(ravdess
     assert folds_to_split(config, plain, cell, want_val=True) == ["fold2", "fold3"]
 
 
+def test_a_failing_job_stops_the_study_at_once_with_its_error(tmp_path):
+    """A job that fails is reported when it fails; the jobs still queued never start."""
+    from emofuse.errors import EmofuseError
+
+    (tmp_path / "empty").mkdir()
+    config = StudyConfig.from_dict({
+        "name": "w", "data": {"ravdess": str(tmp_path / "empty")}, "protocols": ["ravdess-6fold"],
+        "models": [{"name": "plain", "model": "voice_logreg"}]})
+    said: list[str] = []
+    with pytest.raises(EmofuseError) as failure:
+        run_study(config, tmp_path / "out", workers=2, progress=False, log=said.append)
+    assert said[0] == f"stopping: {failure.value}"
+    assert not (tmp_path / "out" / "cells" / "ravdess-6fold" / "plain" / "seed0" / "results.json").exists()
+
+
 def test_only_runs_the_named_entries_and_the_whole_config_finishes_the_study(ravdess_dir, fer_csv, tmp_path):
     """``--only``: one machine runs some entries (and the fusions of only those), a second run of the
     whole config into the same folder keeps them and does the rest."""

@@ -522,24 +522,35 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
                         pending[pool.submit(_model_fold_job, (*job, name))] = name
                     if not folds_left[cell]:
                         pending[pool.submit(_model_cell_job, job)] = None
-                for future in as_completed(pending):
-                    cell, status, seconds = future.result()
-                    fold = pending[future]
-                    if fold is not None:
-                        say(f"{label(cell)} / {fold}: trained ({seconds:.0f} s)")
-                        folds_left[cell].remove(fold)
-                        if folds_left[cell]:
-                            bar.advance()
-                            continue
-                        summarize_run(cell.dir)  # its last fold: the cell is finished
-                        if (cell.entry, cell.protocol) in want_val:  # folds finished before this study asked
-                            ensure_val_predictions(cell.dir)
-                        statuses[label(cell)] = "trained"
-                        say(f"{label(cell)}: trained (fold by fold)")
-                    else:
-                        statuses[label(cell)] = status
-                        say(f"{label(cell)}: {status} ({seconds:.0f} s)")
-                    bar.advance()
+                try:
+                    for future in as_completed(pending):
+                        cell, status, seconds = future.result()
+                        fold = pending[future]
+                        if fold is not None:
+                            say(f"{label(cell)} / {fold}: trained ({seconds:.0f} s)")
+                            folds_left[cell].remove(fold)
+                            if folds_left[cell]:
+                                bar.advance()
+                                continue
+                            summarize_run(cell.dir)  # its last fold: the cell is finished
+                            if (cell.entry, cell.protocol) in want_val:  # folds finished before this study asked
+                                ensure_val_predictions(cell.dir)
+                            statuses[label(cell)] = "trained"
+                            say(f"{label(cell)}: trained (fold by fold)")
+                        else:
+                            statuses[label(cell)] = status
+                            say(f"{label(cell)}: {status} ({seconds:.0f} s)")
+                        bar.advance()
+                except Exception as err:
+                    # Say so now, not after the jobs still running: none starts anew, and the running
+                    # ones finish their fold (Ctrl-C stops them; a fold resumes from its last epoch).
+                    still_running = any(f.running() for f in pending)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    say(f"stopping: {err}")
+                    if still_running:
+                        say("no job starts anew; waiting for those already running to finish (Ctrl-C stops "
+                            "them: their folds resume from the last finished epoch)")
+                    raise
         by_key = {(c.entry, c.protocol, c.seed): c.dir for c in model_cells}
         fusions = {f.name: f for f in config.fusion_entries()}
         for cell in fusion_cells:
