@@ -225,9 +225,8 @@ def run_model_cell(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_v
     return status
 
 
-def _model_cell_job(args: tuple[dict[str, Any], str, Cell, bool, int]) -> tuple[Cell, str, float]:
-    """Run one model cell in a worker process (the config travels as a dict)."""
-    config_dict, entry_name, cell, want_val, threads = args
+def _worker_entry(config_dict: dict[str, Any], entry_name: str, threads: int) -> tuple[StudyConfig, ModelEntry]:
+    """In a worker process: its share of the CPU threads, the config rebuilt from its dict, the entry."""
     try:
         import torch
 
@@ -236,6 +235,13 @@ def _model_cell_job(args: tuple[dict[str, Any], str, Cell, bool, int]) -> tuple[
         pass
     config = StudyConfig.from_dict(_config_input(config_dict))
     entry = next(m for m in config.models if m.name == entry_name)
+    return config, entry
+
+
+def _model_cell_job(args: tuple[dict[str, Any], str, Cell, bool, int]) -> tuple[Cell, str, float]:
+    """Run one model cell in a worker process (the config travels as a dict)."""
+    config_dict, entry_name, cell, want_val, threads = args
+    config, entry = _worker_entry(config_dict, entry_name, threads)
     started = time.perf_counter()
     status = run_model_cell(config, entry, cell, want_val=want_val)
     return cell, status, time.perf_counter() - started
@@ -297,14 +303,7 @@ def _model_fold_job(args: tuple[dict[str, Any], str, Cell, bool, int, str]) -> t
     from emofuse.training.experiment import run_experiment
 
     config_dict, entry_name, cell, want_val, threads, fold = args
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-    config = StudyConfig.from_dict(_config_input(config_dict))
-    entry = next(m for m in config.models if m.name == entry_name)
+    config, entry = _worker_entry(config_dict, entry_name, threads)
     started = time.perf_counter()
     run_experiment(experiment_config(config, entry, cell), resume=True, progress=False,
                    save_val_predictions=want_val, only_folds=[fold], summarize=False)
