@@ -459,13 +459,14 @@ def _print_study_plan(study_config: Any, out: Path, *, only: list[str] | None, p
 
     planned = _run(plan_study, study_config, out, only=only, protocols=protocols)
     table = Table(title=f"{study_config.name} into {out}: the plan (nothing run)")
-    for column in ("cell", "kind", "action", "folds done", "folds left"):
+    for column in ("cell", "kind", "action", "folds done", "folds left", "time left (est.)"):
         table.add_column(column)
     for p in planned:
         resumes = dict(p.resumes_after)
         left = [f"{f} (after epoch {resumes[f]})" if f in resumes else f for f in p.folds_left]
+        estimate = "?" if p.action == "train" and p.seconds_left is None else _duration(p.seconds_left)
         table.add_row(f"{p.cell.entry} / {p.cell.protocol} / seed {p.cell.seed}", p.cell.kind, p.action,
-                      ", ".join(p.folds_done) or "-", ", ".join(left) or "-")
+                      ", ".join(p.folds_done) or "-", ", ".join(left) or "-", estimate)
     console = _console()
     console.print(table)
     models = [p for p in planned if p.cell.kind == "model"]
@@ -475,6 +476,19 @@ def _print_study_plan(study_config: Any, out: Path, *, only: list[str] | None, p
                   f"{sum(p.action == 'done before' for p in models)} finished, "
                   f"{sum(p.action.startswith('reuse') for p in models)} filled from earlier runs; "
                   f"{len(planned) - len(models)} fusion(s) to fit")
+    known = [p.seconds_left for p in train if p.seconds_left is not None]
+    if known:
+        console.print(f"Training time left, one job after another: about {_duration(sum(known))} for "
+                      f"{len(known)} of {len(train)} cell(s) (from the epochs each has logged; "
+                      "--workers N runs N jobs at once)")
+
+
+def _duration(seconds: float | None) -> str:
+    """"-" for None, else minutes ("45 min") or hours and minutes ("2 h 05 min")."""
+    if seconds is None:
+        return "-"
+    minutes = max(round(seconds / 60), 1)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 @app.command("transcribe")

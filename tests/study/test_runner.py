@@ -166,6 +166,34 @@ def test_the_plan_says_what_a_run_would_do_and_does_none_of_it(study, ravdess_di
     assert sorted(str(f.relative_to(partial)) for f in partial.rglob("*")) == before  # nothing ran
 
 
+def _log_epochs(fold_dir, epochs, *, seconds, limit=None):
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    records = [{"epoch": e, "seconds": seconds} | ({"epoch_limit": limit} if limit else {}) for e in epochs]
+    (fold_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_time_left_is_estimated_from_the_epochs_a_cell_has_logged(tmp_path):
+    from emofuse.study.runner import estimate_seconds_left
+
+    folds = tmp_path / "folds"
+    assert estimate_seconds_left(tmp_path, (), {}, ("fold1", "fold2")) is None  # nothing logged yet
+    # Before any fold has finished: the fold in progress and the one not started run to the limit.
+    _log_epochs(folds / "fold1", range(1, 11), seconds=3.0, limit=50)
+    assert estimate_seconds_left(tmp_path, (), {"fold1": 10}, ("fold1", "fold2")) == (40 + 50) * 3.0
+    # A finished fold (early-stopped after 30 epochs) sets how long the others run.
+    _log_epochs(folds / "fold1", range(1, 31), seconds=3.0, limit=50)
+    _log_epochs(folds / "fold2", [1, 2, 3, 3], seconds=5.0, limit=50)  # an epoch logged twice counts once
+    left = estimate_seconds_left(tmp_path, ("fold1",), {"fold2": 3}, ("fold2", "fold3"))
+    assert left == ((30 - 3) + 30) * 3.0  # at the median epoch time
+    # A fold past the finished folds' average still has an epoch to go, never more than its limit.
+    _log_epochs(folds / "fold2", range(1, 50), seconds=3.0, limit=50)
+    assert estimate_seconds_left(tmp_path, ("fold1",), {"fold2": 49}, ("fold2",)) == 1 * 3.0
+    # Logs without the limit (written before they carried it) take the config's; with neither, no guess.
+    _log_epochs(folds / "fold1", range(1, 5), seconds=2.0)
+    assert estimate_seconds_left(tmp_path, (), {"fold1": 4}, ("fold1",), epoch_limit=10) == 6 * 2.0
+    assert estimate_seconds_left(tmp_path, (), {"fold1": 4}, ("fold1",)) is None
+
+
 def test_a_changed_cell_config_is_an_error_not_a_silent_mix(study, ravdess_dir, fer_csv):
     from emofuse.errors import EmofuseError
 

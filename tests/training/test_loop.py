@@ -46,6 +46,7 @@ def test_learns_a_separable_problem_and_logs_every_epoch(tmp_path):
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["epoch"] for r in lines] == list(range(1, 9))
     assert {"train_loss", "val_loss", "val_ua", "lr", "seconds"} <= set(lines[0])
+    assert {r["epoch_limit"] for r in lines} == {8}  # what `study --plan` estimates time left from
     assert result.device.startswith("cpu")
 
 

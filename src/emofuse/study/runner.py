@@ -258,6 +258,9 @@ class PlannedCell:
     folds_done: tuple[str, ...] = ()
     folds_left: tuple[str, ...] = ()
     resumes_after: tuple[tuple[str, int], ...] = ()  # (fold, its last finished epoch) for folds interrupted
+    # Training seconds left, estimated from the epochs this cell has logged (see estimate_seconds_left);
+    # None when it cannot be told (nothing logged yet, or a model that logs no epochs).
+    seconds_left: float | None = None
 
 
 def plan_model_cell(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_val: bool) -> PlannedCell:
@@ -279,7 +282,53 @@ def plan_model_cell(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_
     done = tuple(n for n in names if (cell.dir / "folds" / n / "metrics.json").is_file())
     left = tuple(n for n in names if n not in done)
     resumes = tuple((n, epoch) for n in left if (epoch := _last_epoch(cell.dir / "folds" / n / "state")) is not None)
-    return PlannedCell(cell, "train", done, left, resumes)
+    train = experiment.model_params.get("train")
+    limit = train.get("epochs") if isinstance(train, dict) else None
+    seconds = estimate_seconds_left(cell.dir, done, dict(resumes), left, epoch_limit=limit)
+    return PlannedCell(cell, "train", done, left, resumes, seconds)
+
+
+def _logged_epochs(fold_dir: Path) -> dict[int, dict[str, Any]]:
+    """A fold's log.jsonl by epoch (a resumed fold may log an epoch twice: the later line counts)."""
+    epochs: dict[int, dict[str, Any]] = {}
+    try:
+        lines = (fold_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return epochs
+    for line in lines:
+        try:
+            record = json.loads(line)
+            epochs[int(record["epoch"])] = record
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by an interruption
+    return epochs
+
+
+def estimate_seconds_left(cell_dir: Path, done: Sequence[str], resumes: dict[str, int], left: Sequence[str], *,
+                          epoch_limit: int | None = None) -> float | None:
+    """Training seconds a model cell has left, from the epochs it has logged itself: every fold left
+    runs, from where it stands, as many epochs as the cell's finished folds ran on average (early
+    stopping included) or, before any has finished, up to its epoch limit (an upper bound), at the
+    cell's median logged epoch time. The limit is read from the logs (``epoch_limit``, the
+    config's, stands in for logs written before they carried it). None when the cell has logged no
+    epoch (a fresh cell, or a model trained without epochs) or neither a finished fold nor a limit
+    says how many epochs are to come."""
+    logs = {fold: _logged_epochs(cell_dir / "folds" / fold) for fold in (*done, *left)}
+    paces = [float(r["seconds"]) for log in logs.values() for r in log.values() if "seconds" in r]
+    if not paces:
+        return None
+    limits = [int(r["epoch_limit"]) for log in logs.values() for r in log.values() if "epoch_limit" in r]
+    limit = max(limits) if limits else epoch_limit
+    finished = [max(logs[fold]) for fold in done if logs[fold]]
+    expected = float(np.mean(finished)) if finished else limit
+    if expected is None:
+        return None
+    epochs = 0.0
+    for fold in left:
+        start = resumes.get(fold, 0)
+        remaining = max(expected - start, 1.0)  # a fold past the average still has an epoch or so to go
+        epochs += min(remaining, limit - start) if limit is not None else remaining
+    return max(epochs, 0.0) * float(np.median(paces))
 
 
 def _last_epoch(state_dir: Path) -> int | None:

@@ -294,7 +294,7 @@ def fit(
             val = compute_metrics(val_targets, y_pred=val_logits.argmax(axis=1), labels=[str(i) for i in range(n_classes)])
             record = {"epoch": epoch, "train_loss": loss_sum / max(weight_sum, 1e-8), "val_loss": val_loss,
                       "val_ua": val.ua, "val_wa": val.wa, "lr": scheduler.get_last_lr()[0],
-                      "seconds": time.perf_counter() - epoch_start}
+                      "seconds": time.perf_counter() - epoch_start, "epoch_limit": config.epochs}
             history.append(record)
             if log_file is not None:
                 log_file.write(json.dumps(record) + "\n")
