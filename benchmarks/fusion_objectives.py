@@ -11,7 +11,10 @@ speakers as groups where test speakers are new), and scored on their test predic
 - ``mean``: the members' temperature-scaled probabilities averaged (nothing fitted but temperatures);
 - ``weighted_nll``: weights minimising the NLL (the ``fusion_weighted`` default);
 - ``weighted_ua``: weights maximising UA with the one-standard-error rule (the earlier default);
-- ``stacking``: the stacker, with its fallback to the NLL-weighted average.
+- ``stacking``: the stacker, with its fallback to the NLL-weighted average;
+- ``nll_or_equal`` (a candidate rule, not a fusion of the registry): the NLL weights only where they
+  beat equal weights in NLL on the validation samples by more than one bootstrap standard error
+  (speakers resampled where test speakers are new), else equal weights.
 
 Every member's own test UA is written beside them, and each fusion's gap to the best member (in UA
 points, mean over folds). Nothing is trained; a study's fusion cells are not touched. Writes
@@ -72,7 +75,7 @@ def evaluate(cells: dict[str, Path], members: tuple[str, ...]) -> dict[str, Any]
     labels = shared_label_set(*labels_of.values())
     folds = sorted(set.intersection(*({p.parent.name for p in (cells[m] / "folds").glob("*/metrics.json")}
                                       for m in members)))
-    scores: dict[str, list[float]] = {name: [] for name in (*members, *FUSIONS)}
+    scores: dict[str, list[float]] = {name: [] for name in (*members, *FUSIONS, "nll_or_equal")}
     for fold in folds:
         try:
             data = fusion_fold(cells, members, labels_of, labels, fold, protocol=first["protocol"])
@@ -86,11 +89,45 @@ def evaluate(cells: dict[str, Path], members: tuple[str, ...]) -> dict[str, Any]
             model = create_fusion(strategy, **params).fit(data.inputs["val"], data.truth["val"], labels=labels,
                                                           groups=data.groups)
             scores[name].append(100 * ua_score(y_test, model.predict_proba(data.inputs["test"]), len(labels)))
+            if name == "weighted_nll":
+                chosen = nll_or_equal(model, data.inputs["val"], data.truth["val"], labels, data.groups)
+                scores["nll_or_equal"].append(100 * ua_score(y_test, chosen.predict_proba(data.inputs["test"]),
+                                                             len(labels)))
     best = max(float(np.mean(scores[m])) for m in members)
+    fusions = (*FUSIONS, "nll_or_equal")
     return {"folds": folds, "speaker_groups": bool(first["protocol"].get("speaker_independent")),
             "ua": {k: round(float(np.mean(v)), 2) for k, v in scores.items()},
             "ua_per_fold": {k: [round(x, 2) for x in v] for k, v in scores.items()},
-            "gap_to_best_member": {k: round(float(np.mean(scores[k])) - best, 2) for k in FUSIONS}}
+            "gap_to_best_member": {k: round(float(np.mean(scores[k])) - best, 2) for k in fusions}}
+
+
+def nll_or_equal(model: Any, X_val: Any, y_val: Any, labels: tuple[str, ...], groups: Any, *,
+                 n_boot: int = 200) -> Any:
+    """``model`` (a fitted NLL-weighted fusion) if its weights beat equal weights in validation NLL by
+    more than one bootstrap standard error (whole groups resampled when given), else a copy with
+    equal weights."""
+    import copy
+
+    from emofuse.fusion._models import _group_index
+
+    y = np.array([labels.index(v) for v in y_val])
+    equal = copy.copy(model)
+    equal.weights_ = np.ones(len(model.weights_)) / len(model.weights_)
+
+    def nll(fusion: Any) -> np.ndarray:
+        p = fusion.predict_proba(X_val)
+        return -np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None))
+
+    gain = nll(equal) - nll(model)  # per sample: how much lower the fitted weights' NLL is
+    if gain.mean() <= 0:
+        return equal
+    g = _group_index(groups, len(y))
+    g = np.arange(len(y)) if g is None else g  # no groups: every sample is its own
+    clusters = [np.flatnonzero(g == k) for k in np.unique(g)]
+    rng = np.random.default_rng(0)
+    means = [gain[np.concatenate([clusters[i] for i in rng.integers(0, len(clusters), len(clusters))])].mean()
+             for _ in range(n_boot)]
+    return model if gain.mean() > float(np.std(means)) else equal
 
 
 def main(argv: list[str] | None = None) -> int:
