@@ -327,8 +327,8 @@ def estimate_seconds_left(cell_dir: Path, done: Sequence[str], resumes: dict[str
     for fold in left:
         start = resumes.get(fold, 0)
         remaining = max(expected - start, 1.0)  # a fold past the average still has an epoch or so to go
-        epochs += min(remaining, limit - start) if limit is not None else remaining
-    return max(epochs, 0.0) * float(np.median(paces))
+        epochs += max(min(remaining, limit - start), 0) if limit is not None else remaining
+    return epochs * float(np.median(paces))
 
 
 def _last_epoch(state_dir: Path) -> int | None:
