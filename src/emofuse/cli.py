@@ -427,8 +427,8 @@ def study(
     protocol: Annotated[list[str] | None, typer.Option(
         "--protocol", help="Run only the cells of this protocol (repeatable), as --only does for entries.")] = None,
     plan: Annotated[bool, typer.Option(
-        "--plan", help="Print what a run would do, cell by cell (finished, reused, folds left to train), "
-                       "and run nothing.")] = False,
+        "--plan", help="Print what a run would do, cell by cell (finished, reused, folds left to train, "
+                       "training time left estimated from the epochs logged), and run nothing.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run a grid of models × protocols × seeds, fuse, and write report.md and report.html (resumable)."""
