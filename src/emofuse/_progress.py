@@ -32,3 +32,11 @@ def track(iterable: Iterable[T], *, description: str, total: int | None = None, 
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         yield from progress.track(iterable, total=total, description=description)
+
+
+def format_duration(seconds: float | None) -> str:
+    """"-" for None, else whole minutes ("45 min") or hours and minutes ("2 h 05 min"); at least 1 min."""
+    if seconds is None:
+        return "-"
+    minutes = max(round(seconds / 60), 1)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

@@ -455,6 +455,7 @@ def study(
 def _print_study_plan(study_config: Any, out: Path, *, only: list[str] | None, protocols: list[str] | None) -> None:
     from rich.table import Table
 
+    from emofuse._progress import format_duration as _duration
     from emofuse.study import plan_study
 
     planned = _run(plan_study, study_config, out, only=only, protocols=protocols)
@@ -481,14 +482,6 @@ def _print_study_plan(study_config: Any, out: Path, *, only: list[str] | None, p
         console.print(f"Training time left, one job after another: about {_duration(sum(known))} for "
                       f"{len(known)} of {len(train)} cell(s) (from the epochs each has logged; "
                       "--workers N runs N jobs at once)")
-
-
-def _duration(seconds: float | None) -> str:
-    """"-" for None, else minutes ("45 min") or hours and minutes ("2 h 05 min")."""
-    if seconds is None:
-        return "-"
-    minutes = max(round(seconds / 60), 1)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 @app.command("transcribe")

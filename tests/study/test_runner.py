@@ -165,6 +165,18 @@ def test_the_plan_says_what_a_run_would_do_and_does_none_of_it(study, ravdess_di
             in result.output)  # logreg on its two protocols; its fusions need logreg_c01
     assert sorted(str(f.relative_to(partial)) for f in partial.rglob("*")) == before  # nothing ran
 
+    # Epochs logged by the interrupted fold: the plan and the run say how long training has left.
+    _log_epochs(fold2, range(1, 4), seconds=60.0, limit=13)
+    (p,) = plan_study(config, partial, only=["logreg"], protocols=["ravdess-6fold"])
+    assert p.seconds_left == 10 * 60.0
+    result = CliRunner().invoke(app, ["study", str(path), "--out", str(partial), "--plan", "--only", "logreg",
+                                      "--protocol", "ravdess-6fold"], env={"COLUMNS": "200"})
+    assert "about 10 min for 1 of 1 cell(s)" in result.output, result.output
+    messages: list[str] = []
+    run_study(config, partial, progress=False, report=False, only=["logreg"], protocols=["ravdess-6fold"],
+              log=messages.append)
+    assert messages[0].startswith("training time left") and "about 10 min for 1 of the 1 cell(s)" in messages[0]
+
 
 def _log_epochs(fold_dir, epochs, *, seconds, limit=None):
     fold_dir.mkdir(parents=True, exist_ok=True)

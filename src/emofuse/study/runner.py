@@ -343,7 +343,10 @@ def folds_to_split(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_v
     """The folds a model cell has left to train, when they are worth training in processes of their
     own: empty for a finished cell, one an earlier run can fill, or one with a fold or none left (the
     whole cell is then one job)."""
-    planned = plan_model_cell(config, entry, cell, want_val=want_val)
+    return _split_folds(plan_model_cell(config, entry, cell, want_val=want_val))
+
+
+def _split_folds(planned: PlannedCell) -> list[str]:
     return list(planned.folds_left) if len(planned.folds_left) > 1 else []
 
 
@@ -536,11 +539,18 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
     def label(cell: Cell) -> str:
         return f"{cell.entry} / {cell.protocol} / seed {cell.seed}"
 
+    plans = {cell: plan_model_cell(config, entries[cell.entry], cell, want_val=(cell.entry, cell.protocol) in want_val)
+             for cell in model_cells}
     # With workers, a cell with several folds left to train is split into one job per fold, so that
     # every worker has work while there are folds left, not only while there are cells left.
-    folds_left = {cell: folds_to_split(config, entries[cell.entry], cell,
-                                      want_val=(cell.entry, cell.protocol) in want_val) if workers > 1 else []
-                  for cell in model_cells}
+    folds_left = {cell: _split_folds(plans[cell]) if workers > 1 else [] for cell in model_cells}
+    to_train = [p for p in plans.values() if p.action == "train"]
+    known = [p.seconds_left for p in to_train if p.seconds_left is not None]
+    if known:
+        from emofuse._progress import format_duration
+
+        quiet_log(f"training time left (estimated from the epochs logged, one job after another): about "
+                  f"{format_duration(sum(known))} for {len(known)} of the {len(to_train)} cell(s) to train")
     n_jobs = sum(len(f) or 1 for f in folds_left.values())  # the bar counts jobs: a split cell's folds
     with _Progress(total=n_jobs + len(fusion_cells), enabled=progress) as bar:
         # While the bar is live, messages go through its console so they print above it.
