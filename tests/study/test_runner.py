@@ -81,6 +81,10 @@ def test_grid_fusion_and_report(study):
         assert len(f["weights"]) == 2 and sum(f["weights"]) == pytest.approx(1.0, abs=1e-3)
     assert all(isinstance(f["stacker"], bool) for f in rows[("stack", "ravdess-6fold")]["fitted"])
     assert rows[("mean", "ravdess-6fold")]["fitted"] == []
+    # UA per test fold, for the fold-by-fold count against the best member; its mean is the row's.
+    per_fold = rows[("logreg", "ravdess-6fold")]["ua_per_fold"]
+    assert sorted(per_fold) == ["seed0/fold1", "seed0/fold2"]
+    assert np.mean(list(per_fold.values())) == pytest.approx(rows[("logreg", "ravdess-6fold")]["ua_mean"])
     for text in ("## ravdess-6fold (ravdess)", "## Fusion against its best member", "## Leaky vs speaker-independent",
                  "## What the fitted fusions chose",
                  "Voice + face, paired by emotion", "What it does not show", "Entries not run", "later",

@@ -57,6 +57,8 @@ class ReportRow:
     references: list[dict[str, Any]] = field(default_factory=list)
     # Fitted fusions, per fold: {"fold", "seed", "weights": [one per member], "stacker": bool | None}.
     fitted: list[dict[str, Any]] = field(default_factory=list)
+    # UA per test fold, keyed "seed<k>/<fold>", so that entries can be compared fold by fold.
+    ua_per_fold: dict[str, float] = field(default_factory=dict)
 
     def score(self, metric: str) -> float:
         return float({"wa": self.wa_mean, "ua": self.ua_mean, "f1": self.f1_mean}[metric])
@@ -226,7 +228,7 @@ def _fusion_section(rows: Sequence[ReportRow]) -> list[_Block]:
         return []
     by_key = {(r.entry, r.protocol): r for r in rows}
     table = _Table(["fusion", "protocol", "members (UA %)", "best member UA %", "fusion UA %", "Δ UA (points)",
-                    "fusion macro-F1 %", "best member macro-F1 %"], [])
+                    "folds above / level / below", "fusion macro-F1 %", "best member macro-F1 %"], [])
     for r in fusions:
         members = [by_key[(m, r.protocol)] for m in r.members if (m, r.protocol) in by_key]
         if not members:
@@ -235,12 +237,25 @@ def _fusion_section(rows: Sequence[ReportRow]) -> list[_Block]:
         best_f1 = max(m.f1_mean for m in members)
         table.rows.append([r.entry, r.protocol, ", ".join(f"{m.entry} {_pct(m.ua_mean)}" for m in members),
                            f"{_pct(best.ua_mean)} ({best.entry})", _pm(r.ua_mean, r.ua_std, r.n_folds),
-                           f"{(r.ua_mean - best.ua_mean) * 100:+.1f}", _pct(r.f1_mean), _pct(best_f1)])
+                           f"{(r.ua_mean - best.ua_mean) * 100:+.1f}", _fold_tally(r, best), _pct(r.f1_mean),
+                           _pct(best_f1)])
     return [_Heading(2, "Fusion against its best member"),
             _Para("Each fusion is fitted per fold on its members' **validation** predictions (temperatures, "
                   "weights, the stacker) and scored on the same test folds as its members; Δ is fusion UA minus "
-                  "the best member's UA, both measured here. A negative Δ is reported as it is."),
+                  "the best member's UA, both measured here. A negative Δ is reported as it is. The fold "
+                  "count compares the two fold by fold (UA to 0.1 point): how often the fusion is above, level "
+                  "with and below that member."),
             table]
+
+
+def _fold_tally(fusion: ReportRow, member: ReportRow) -> str:
+    """"above / level / below": the test folds where ``fusion``'s UA beats, equals (to 0.1 point) or
+    trails ``member``'s; "—" when the rows share no fold (rows written before per-fold UA was kept)."""
+    shared = sorted(set(fusion.ua_per_fold) & set(member.ua_per_fold))
+    if not shared:
+        return "—"
+    gaps = [round((fusion.ua_per_fold[k] - member.ua_per_fold[k]) * 100, 1) for k in shared]
+    return f"{sum(g > 0 for g in gaps)} / {sum(g == 0 for g in gaps)} / {sum(g < 0 for g in gaps)}"
 
 
 def _fitted_section(rows: Sequence[ReportRow]) -> list[_Block]:

@@ -22,6 +22,7 @@ def _row(config: StudyConfig, entry_name: str, kind: str, protocol: str, cell_di
     from emofuse.evaluation.metrics import compute_metrics, scores_from_confusion, summarize_folds
 
     fold_metrics, pooled_true, pooled_pred, fitted = [], [], [], []
+    ua_per_fold: dict[str, float] = {}
     seconds, devices, commits, reused, seeds = 0.0, set(), set(), [], []
     labels: list[str] = []
     for cell_dir in cell_dirs:
@@ -37,6 +38,7 @@ def _row(config: StudyConfig, entry_name: str, kind: str, protocol: str, cell_di
             with np.load(fold_dir / "predictions.npz", allow_pickle=False) as data:
                 probs, y_true = data["probs"], data["y_true"]
             fold_metrics.append(compute_metrics(y_true, probs=probs, labels=labels))
+            ua_per_fold[f"seed{stored['experiment']['seed']}/{fold_dir.name}"] = float(fold_metrics[-1].ua)
             pooled_true.append(y_true)
             pooled_pred.append(probs.argmax(axis=1))
             info = json.loads((fold_dir / "metrics.json").read_text())
@@ -63,7 +65,7 @@ def _row(config: StudyConfig, entry_name: str, kind: str, protocol: str, cell_di
         confusion=summary.confusion, per_class_f1={label: float(f1[i]) for i, label in enumerate(labels)},
         train_seconds=round(seconds, 1), device=", ".join(sorted(devices)), commits=sorted(commits),
         reused_from=reused, members=list(entry.members) if isinstance(entry, FusionEntry) else [], references=references,
-        fitted=fitted)
+        fitted=fitted, ua_per_fold=ua_per_fold)
 
 
 def _fitted_choice(model_dir: Path) -> dict[str, Any] | None:
