@@ -108,7 +108,7 @@ def nll_or_equal(model: Any, X_val: Any, y_val: Any, labels: tuple[str, ...], gr
     equal weights."""
     import copy
 
-    from emofuse.fusion._models import _group_index
+    from emofuse.fusion._models import _group_index, bootstrap_indices
 
     y = np.array([labels.index(v) for v in y_val])
     equal = copy.copy(model)
@@ -121,12 +121,7 @@ def nll_or_equal(model: Any, X_val: Any, y_val: Any, labels: tuple[str, ...], gr
     gain = nll(equal) - nll(model)  # per sample: how much lower the fitted weights' NLL is
     if gain.mean() <= 0:
         return equal
-    g = _group_index(groups, len(y))
-    g = np.arange(len(y)) if g is None else g  # no groups: every sample is its own
-    clusters = [np.flatnonzero(g == k) for k in np.unique(g)]
-    rng = np.random.default_rng(0)
-    means = [gain[np.concatenate([clusters[i] for i in rng.integers(0, len(clusters), len(clusters))])].mean()
-             for _ in range(n_boot)]
+    means = [gain[idx].mean() for idx in bootstrap_indices(len(y), _group_index(groups, len(y)), n_boot=n_boot)]
     return model if gain.mean() > float(np.std(means)) else equal
 
 

@@ -9,7 +9,7 @@ the members' predictions on *validation* data, never on test data.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -532,17 +532,22 @@ def beats_by_se(y_idx: np.ndarray, candidate: np.ndarray, reference: np.ndarray,
         return False
     if n_se <= 0:
         return True
-    rng = np.random.default_rng(seed)
     pred_c, pred_r = candidate.argmax(axis=1), reference.argmax(axis=1)
-    members = [np.arange(len(y_idx))] if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    diffs = np.empty(n_boot)
-    for b in range(n_boot):
-        if groups is None:
-            idx = rng.integers(0, len(y_idx), len(y_idx))
-        else:
-            idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        diffs[b] = _ua_of(y_idx[idx], pred_c[idx]) - _ua_of(y_idx[idx], pred_r[idx])
+    diffs = np.array([_ua_of(y_idx[idx], pred_c[idx]) - _ua_of(y_idx[idx], pred_r[idx])
+                      for idx in bootstrap_indices(len(y_idx), groups, n_boot=n_boot, seed=seed)])
     return diff > n_se * float(diffs.std())
+
+
+def bootstrap_indices(n: int, groups: np.ndarray | None, *, n_boot: int = 200, seed: int = 0) -> Iterator[np.ndarray]:
+    """``n_boot`` resamples (index arrays) of ``n`` samples, fixed seed; with ``groups`` (an integer
+    cluster per sample) whole clusters are resampled (a cluster bootstrap)."""
+    rng = np.random.default_rng(seed)
+    clusters = None if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    for _ in range(n_boot):
+        if clusters is None:
+            yield rng.integers(0, n, n)
+        else:
+            yield np.concatenate([clusters[i] for i in rng.integers(0, len(clusters), len(clusters))])
 
 
 def _group_index(groups: Sequence[Any] | np.ndarray | None, n: int) -> np.ndarray | None:
