@@ -532,6 +532,7 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
     out.mkdir(parents=True, exist_ok=True)
     want_val = needs_val_predictions(config)
     entries = {m.name: m for m in config.models}
+    plans = _plan_model_cells(config, model_cells)
     workers = max(1, workers or config.workers)
     statuses: dict[str, str] = {}
     quiet_log = log or (lambda _msg: None)
@@ -539,8 +540,6 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
     def label(cell: Cell) -> str:
         return f"{cell.entry} / {cell.protocol} / seed {cell.seed}"
 
-    plans = {cell: plan_model_cell(config, entries[cell.entry], cell, want_val=(cell.entry, cell.protocol) in want_val)
-             for cell in model_cells}
     # With workers, a cell with several folds left to train is split into one job per fold, so that
     # every worker has work while there are folds left, not only while there are cells left.
     folds_left = {cell: _split_folds(plans[cell]) if workers > 1 else [] for cell in model_cells}
@@ -639,12 +638,15 @@ def plan_study(config: StudyConfig, out: str | Path, *, only: Sequence[str] | No
     """What :func:`run_study` with the same arguments would do, cell by cell, without doing any of
     it (``emofuse study --plan``): which cells are finished, which an earlier run fills, which train
     and with how many folds left, which fusions are fitted."""
-    out = Path(out)
-    model_cells, fusion_cells, _, _ = _selected_cells(config, out, only, protocols)
+    model_cells, fusion_cells, _, _ = _selected_cells(config, Path(out), only, protocols)
+    return [*_plan_model_cells(config, model_cells).values(), *(PlannedCell(c, "fit") for c in fusion_cells)]
+
+
+def _plan_model_cells(config: StudyConfig, model_cells: Sequence[Cell]) -> dict[Cell, PlannedCell]:
     want_val = needs_val_predictions(config)
     entries = {m.name: m for m in config.models}
-    return ([plan_model_cell(config, entries[c.entry], c, want_val=(c.entry, c.protocol) in want_val)
-             for c in model_cells] + [PlannedCell(c, "fit") for c in fusion_cells])
+    return {c: plan_model_cell(config, entries[c.entry], c, want_val=(c.entry, c.protocol) in want_val)
+            for c in model_cells}
 
 
 def _selected_cells(config: StudyConfig, out: Path, only: Sequence[str] | None, protocols: Sequence[str] | None,
