@@ -455,7 +455,7 @@ def study(
 def _print_study_plan(study_config: Any, out: Path, *, only: list[str] | None, protocols: list[str] | None) -> None:
     from rich.table import Table
 
-    from emofuse._progress import format_duration as _duration
+    from emofuse._progress import format_duration
     from emofuse.study import plan_study
 
     planned = _run(plan_study, study_config, out, only=only, protocols=protocols)
@@ -465,7 +465,7 @@ def _print_study_plan(study_config: Any, out: Path, *, only: list[str] | None, p
     for p in planned:
         resumes = dict(p.resumes_after)
         left = [f"{f} (after epoch {resumes[f]})" if f in resumes else f for f in p.folds_left]
-        estimate = "?" if p.action == "train" and p.seconds_left is None else _duration(p.seconds_left)
+        estimate = "?" if p.action == "train" and p.seconds_left is None else format_duration(p.seconds_left)
         table.add_row(f"{p.cell.entry} / {p.cell.protocol} / seed {p.cell.seed}", p.cell.kind, p.action,
                       ", ".join(p.folds_done) or "-", ", ".join(left) or "-", estimate)
     console = _console()
@@ -479,7 +479,7 @@ def _print_study_plan(study_config: Any, out: Path, *, only: list[str] | None, p
                   f"{len(planned) - len(models)} fusion(s) to fit")
     known = [p.seconds_left for p in train if p.seconds_left is not None]
     if known:
-        console.print(f"Training time left, one job after another: about {_duration(sum(known))} for "
+        console.print(f"Training time left, one job after another: about {format_duration(sum(known))} for "
                       f"{len(known)} of {len(train)} cell(s) (from the epochs each has logged; "
                       "--workers N runs N jobs at once)")
 
