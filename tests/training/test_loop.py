@@ -30,10 +30,17 @@ def blobs(n: int, seed: int, *, noise: float = 0.3):
     return list(zip(x, y.tolist(), strict=True)), y
 
 
-def _fit(tmp_path, config, *, train=None, module=None, **kwargs):
+class PretrainedTinyNet(TinyNet):
+    """TinyNet as if its first layer were a pretrained body and its last a new head."""
+
+    def parameter_groups(self):
+        return {"backbone": list(self.body[0].parameters()), "head": list(self.body[2].parameters())}
+
+
+def _fit(tmp_path, config, *, train=None, module=None, net_cls=TinyNet, **kwargs):
     (train_set, y), (val_set, yv) = train or (blobs(96, 0), blobs(48, 1))
     torch.manual_seed(123)  # same initial weights in every call
-    module = module or TinyNet()
+    module = module or net_cls()
     result = fit(module, train_set, val_set, train_targets=y, val_targets=yv, n_classes=3, config=config,
                  collate=collate, progress=False, **kwargs)
     return module, result
@@ -65,9 +72,16 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
-    config = TrainConfig(epochs=6, batch_size=16, lr=1e-2, schedule="cosine")
-    straight, straight_result = _fit(tmp_path, config, state_dir=tmp_path / "a")
+FINE_TUNING = TrainConfig(epochs=6, batch_size=16, lr=0.2, schedule="cosine", optimizer="sgd", warmup_epochs=1.5,
+                          backbone_lr_scale=0.1, ema_decay=0.9)
+
+
+@pytest.mark.parametrize(("config", "net_cls"), [
+    (TrainConfig(epochs=6, batch_size=16, lr=1e-2, schedule="cosine"), TinyNet),
+    (FINE_TUNING, PretrainedTinyNet),  # optimizer groups, warm-up schedule and the weight average resume too
+])
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path, config, net_cls):
+    straight, straight_result = _fit(tmp_path, config, state_dir=tmp_path / "a", net_cls=net_cls)
 
     (train_set, y), val = blobs(96, 0), blobs(48, 1)
     calls = {"n": 0}
@@ -80,14 +94,40 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
             return list.__getitem__(self, i)
 
     with pytest.raises(Interrupt):
-        _fit(tmp_path, config, train=((Flaky(train_set), y), val), state_dir=tmp_path / "b")
+        _fit(tmp_path, config, train=((Flaky(train_set), y), val), state_dir=tmp_path / "b", net_cls=net_cls)
     assert json.loads((tmp_path / "b" / "last.json").read_text())["epoch"] == 3
-    resumed, resumed_result = _fit(tmp_path, config, train=((train_set, y), val), state_dir=tmp_path / "b")
+    resumed, resumed_result = _fit(tmp_path, config, train=((train_set, y), val), state_dir=tmp_path / "b",
+                                   net_cls=net_cls)
     assert [r["epoch"] for r in resumed_result.history] == list(range(1, 7))
     np.testing.assert_allclose([r["train_loss"] for r in resumed_result.history],
                                [r["train_loss"] for r in straight_result.history], rtol=1e-5)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_fine_tuning_options(tmp_path):
+    log = tmp_path / "log.jsonl"
+    _, result = _fit(tmp_path, FINE_TUNING, net_cls=PretrainedTinyNet, log_path=log)
+    assert result.best_val_ua > 0.9
+    lrs = [json.loads(line)["lr"] for line in log.read_text().splitlines()]
+    # The logged rate is the first group's: the body's, at a tenth of the peak; warm-up, then cosine down.
+    assert max(lrs) <= 0.02 + 1e-9 and lrs[1] == max(lrs) and lrs[-1] < lrs[1] / 5
+
+
+def test_weight_average_is_what_is_kept(tmp_path):
+    from emofuse.training.loop import ema_decay_at, update_ema
+
+    average, live = TinyNet(), TinyNet()
+    before = [p.detach().clone() for p in average.parameters()]
+    update_ema(average, live, decay=0.75)
+    for a, b, p in zip(average.parameters(), before, live.parameters(), strict=True):
+        torch.testing.assert_close(a, 0.75 * b + 0.25 * p)
+    assert ema_decay_at(0, 0.999) == 0.1 and ema_decay_at(10**6, 0.999) == 0.999
+    config = TrainConfig(epochs=3, batch_size=16, lr=1e-2, ema_decay=0.5, patience=3)
+    module, _ = _fit(tmp_path, config, state_dir=tmp_path / "s")
+    plain, _ = _fit(tmp_path, TrainConfig(epochs=3, batch_size=16, lr=1e-2, patience=3))
+    assert any(not torch.equal(a, b) for a, b in zip(module.state_dict().values(), plain.state_dict().values(),
+                                                     strict=True))
 
 
 def test_class_weights_and_weighted_loss():
@@ -99,6 +139,12 @@ def test_class_weights_and_weighted_loss():
     expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1]))
     torch.testing.assert_close(plain, expected)
     assert soft_cross_entropy(logits, targets, torch.tensor([1.0, 1.0, 1.0])) == pytest.approx(float(expected))
+
+
+def test_config_is_strict_and_checked():
+    for bad in ({"optimizer": "lamb"}, {"ema_decay": 1.0}, {"backbone_lr_scale": 0}, {"warmup_epochs": -1}):
+        with pytest.raises(ConfigError):
+            TrainConfig.from_dict(bad)
 
 
 def test_config_is_strict():

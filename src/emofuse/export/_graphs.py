@@ -226,18 +226,18 @@ class WhisperGraph(nn.Module):
 
 
 class FaceNetGraph(nn.Module):
-    """48 × 48 uint8 face crops -> probabilities; with ``tta``, the mean over the ten crops."""
+    """48 × 48 uint8 face crops -> probabilities; with ``tta``, the mean over its views (ten crops, or flips)."""
 
-    def __init__(self, net: Any, *, tta: bool) -> None:
+    def __init__(self, net: Any, *, tta: bool | str) -> None:
         super().__init__()
         self.net = net
         self.tta = tta
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        from emofuse.models.face import ten_crops
+        from emofuse.models.face import tta_views
 
         x = faces.float().div(255).unsqueeze(1)  # (batch, 1, 48, 48)
-        views = ten_crops(x, self.net.crop) if self.tta else [x]
+        views = tta_views(x, self.net.crop, self.tta)
         return torch.stack([torch.softmax(self.net(v), dim=1) for v in views]).mean(dim=0)
 
 

@@ -68,6 +68,8 @@ def render_model_card(card: dict[str, Any]) -> str:
         "",
         card["data"]["licence"],
         "",
+        *([f"Pretrained weights: {card['pretrained']['weights']} (licence: {card['pretrained']['licence']}).", ""]
+          if card.get("pretrained") else []),
         "## Protocol",
         "",
         card["protocol"],
@@ -94,6 +96,10 @@ def render_model_card(card: dict[str, Any]) -> str:
         for label, s in per_class.items():
             lines.append(f"| {label} | {_pct(s['recall'])} | {_pct(s['f1'])} | {s['support']} |")
         lines.append("")
+    tta = card.get("measured_tta")
+    if tta:
+        lines += ["Test-time augmentation (not used by `predict` or the live page, which run one pass): "
+                  + ", ".join(f"{how} {_pct(value)} accuracy" for how, value in tta.items()) + ".", ""]
     spk = card.get("speaker_adaptation")
     if spk:
         lines += ["## Speaker adaptation", "",

@@ -62,6 +62,17 @@ MODELS: dict[str, ModelSpec] = {
                              "ResNet-18 layout for 44x44 crops: label smoothing, cosine schedule, ten-crop TTA",
                              {"arch": "resnet", "train": {"schedule": "cosine", "label_smoothing": 0.1,
                                                           "lr": 1e-3, "weight_decay": 5e-4}}),
+    "face_effnet": ModelSpec("emofuse.models.face:TorchFaceClassifier", "image",
+                             "EfficientNet-Lite0 pretrained on ImageNet, fine-tuned on 44x44 crops upsampled to "
+                             "96 px: warm-up and cosine, lower backbone rate, label smoothing, weight average; "
+                             "one pass at test",
+                             {"arch": "effnet_lite0", "arch_params": {"side": 96}, "tta": False,
+                              "augment": {"crop": 44, "rotate_degrees": 10.0, "erase_p": 0.25},
+                              "train": {"epochs": 16, "patience": 16, "batch_size": 64, "optimizer": "adamw",
+                                        "lr": 2e-3, "backbone_lr_scale": 0.5, "weight_decay": 0.05,
+                                        "schedule": "cosine", "warmup_epochs": 1.0, "label_smoothing": 0.1,
+                                        "class_balanced": False, "ema_decay": 0.999, "channels_last": True,
+                                        "eval_batch_size": 256}}),
     "voice_whisper_tiny": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
                                     "frozen Whisper tiny.en encoder, every layer's mean+std pooled states, "
                                     "logistic regression", {"features": {"models": ["tiny.en"]}}),

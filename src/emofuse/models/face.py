@@ -85,7 +85,7 @@ class TorchFaceClassifier:
     optional ten-crop test-time augmentation (four corners + centre, each also mirrored)."""
 
     def __init__(self, name: str, *, arch: str, arch_params: Mapping[str, Any] | None = None,
-                 train: TrainConfig | None = None, augment: Any = None, tta: bool = True,
+                 train: TrainConfig | None = None, augment: Any = None, tta: bool | str = True,
                  progress: bool = False) -> None:
         from emofuse.training.augment import FaceAugmentConfig
 
@@ -123,7 +123,7 @@ class TorchFaceClassifier:
             X_val: Sequence[FaceInput] | np.ndarray | None = None, y_val: Sequence[str] | None = None,
             log_path: str | Path | None = None, state_dir: str | Path | None = None) -> TorchFaceClassifier:
         from emofuse.errors import ConfigError
-        from emofuse.training.augment import augment_faces
+        from emofuse.training.augment import augment_faces, mix_faces
         from emofuse.training.loop import fit
 
         if X_val is None or y_val is None:
@@ -132,11 +132,12 @@ class TorchFaceClassifier:
         targets, val_targets = label_targets(y, labels), label_targets(y_val, labels)
         seed_everything(self.train.seed)  # the initial weights too follow the seed
         net = self._new_net(len(labels))
+        net.init_pretrained()  # a pretrained backbone's weights (a no-op for networks trained from scratch)
         net.set_normalisation(float(faces.mean() / 255), float(faces.std() / 255))
         config = self.augment
 
         def transform(x: Any, soft: Any, generator: Any) -> tuple[Any, Any]:
-            return augment_faces(x, config, generator=generator), soft
+            return mix_faces(augment_faces(x, config, generator=generator), soft, config, generator=generator)
 
         self.fit_result_ = fit(net, _Pairs(faces, targets), _Pairs(val_faces, val_targets), train_targets=targets,
                                val_targets=val_targets, n_classes=len(labels), config=self.train,
@@ -147,8 +148,9 @@ class TorchFaceClassifier:
         return self
 
     def predict_proba(self, X: Sequence[FaceInput] | np.ndarray, *, batch_size: int = 256,
-                      tta: bool | None = None) -> np.ndarray:
-        """Probabilities ``(n, len(labels_))``; ``tta`` overrides the model's ten-crop setting (10x the work)."""
+                      tta: bool | str | None = None) -> np.ndarray:
+        """Probabilities ``(n, len(labels_))``; ``tta`` overrides the model's setting: ``True`` (or
+        ``"ten_crop"``) averages ten crops (10x the work), ``"flip"`` the face and its mirror image (2x)."""
         import torch
 
         from emofuse.training.loop import resolve_device
@@ -162,7 +164,7 @@ class TorchFaceClassifier:
             with torch.no_grad():
                 for start in range(0, len(faces), batch_size):
                     x = torch.from_numpy(faces[start : start + batch_size]).float().div_(255).unsqueeze(1).to(device)
-                    views = ten_crops(x, net.crop) if (self.tta if tta is None else tta) else [x]
+                    views = tta_views(x, net.crop, self.tta if tta is None else tta)
                     probs = torch.stack([torch.softmax(net(v).float(), dim=1) for v in views]).mean(dim=0)
                     out.append(probs.double().cpu())
         finally:
@@ -199,6 +201,17 @@ class TorchFaceClassifier:
         model.net_ = net.eval()
         model.labels_ = tuple(meta["labels"])
         return model
+
+
+def tta_views(x: Any, crop: int, tta: bool | str) -> list[Any]:
+    """The views of ``x`` (batch, 1, side, side) whose probabilities are averaged at test time."""
+    if tta == "flip":
+        return [x, x.flip(-1)]
+    if tta is True or tta == "ten_crop":
+        return ten_crops(x, crop)
+    if tta is False:
+        return [x]
+    raise ValueError(f"tta must be True, False, 'ten_crop' or 'flip', not {tta!r}")
 
 
 def ten_crops(x: Any, crop: int) -> list[Any]:

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from emofuse.models.face_effnet import FaceEffNet
+
 
 class _FaceNet(nn.Module):
     pixel_mean: torch.Tensor
@@ -26,6 +28,9 @@ class _FaceNet(nn.Module):
     def set_normalisation(self, mean: float, std: float) -> None:
         self.pixel_mean.fill_(mean)
         self.pixel_std.fill_(max(std, 1e-3))
+
+    def init_pretrained(self) -> None:
+        """Networks trained from scratch start from their random initialisation."""
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         side = x.shape[-1]
@@ -95,9 +100,11 @@ class FaceResNet(_FaceNet):
         return self.head(self.stages(self.stem(self.prepare(x))))
 
 
-FACE_NETS: dict[str, type[_FaceNet]] = {"cnn": FaceCNN, "resnet": FaceResNet}
+FACE_NETS: dict[str, Any] = {"cnn": FaceCNN, "resnet": FaceResNet, "effnet_lite0": FaceEffNet}
 
 
-def build_face_net(arch: str, n_classes: int, params: dict[str, Any]) -> _FaceNet:
+def build_face_net(arch: str, n_classes: int, params: dict[str, Any]) -> Any:
+    """A face network: ``forward(x (batch, 1, side, side) in [0, 1])`` -> logits, with ``crop``,
+    ``set_normalisation`` and ``init_pretrained``."""
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     return FACE_NETS[arch](n_classes, **params)

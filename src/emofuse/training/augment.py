@@ -286,6 +286,36 @@ def mixup(x: torch.Tensor, y: torch.Tensor, *, alpha: float,
     return lam_x * x + (1 - lam_x) * x[partner], lam_y * y + (1 - lam_y) * y[partner]
 
 
+def cutmix(x: torch.Tensor, y: torch.Tensor, *, alpha: float,
+           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste a random box of a partner example into each image (Yun et al., 2019).
+
+    ``x`` is (batch, channels, h, w), ``y`` (batch, n_classes) soft targets. The box's area is
+    ``1 - lambda`` of the image, lambda ~ Beta(alpha, alpha) per example; targets are mixed by the
+    area actually pasted (a box clipped at the border pastes less).
+    """
+    if alpha <= 0:
+        raise ValueError(f"cutmix alpha must be > 0, got {alpha}")
+    batch, _, h, w = x.shape
+    partner = torch.randperm(batch, generator=generator, device=generator.device).to(x.device)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    rng = np.random.default_rng(seed)
+    lam = rng.beta(alpha, alpha, size=batch)
+    cut_h, cut_w = np.sqrt(1 - lam) * h, np.sqrt(1 - lam) * w
+    cy, cx = rng.uniform(0, h, size=batch), rng.uniform(0, w, size=batch)
+    top, bottom = np.clip(cy - cut_h / 2, 0, h).astype(int), np.clip(cy + cut_h / 2, 0, h).astype(int)
+    left, right = np.clip(cx - cut_w / 2, 0, w).astype(int), np.clip(cx + cut_w / 2, 0, w).astype(int)
+    rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+
+    def column(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(x.device)[:, None]
+
+    inside = (((rows[None] >= column(top)) & (rows[None] < column(bottom)))[:, :, None]
+              & ((cols[None] >= column(left)) & (cols[None] < column(right)))[:, None, :])  # (batch, h, w)
+    pasted = inside.flatten(1).float().mean(dim=1).to(y.dtype)[:, None]  # (batch, 1)
+    return torch.where(inside[:, None], x[partner], x), (1 - pasted) * y + pasted * y[partner]
+
+
 # --- faces ---------------------------------------------------------------------------------------
 
 
@@ -298,6 +328,9 @@ class FaceAugmentConfig:
     flip: bool = True
     rotate_degrees: float = 10.0
     erase_p: float = 0.5  # probability of erasing one random rectangle (2-20 % of the crop)
+    # Batch mixing, off at 0: with both on, each batch takes one of the two at random.
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FaceAugmentConfig:
@@ -305,6 +338,20 @@ class FaceAugmentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def mix_faces(x: torch.Tensor, soft: torch.Tensor, config: FaceAugmentConfig, *,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or CutMix of a face batch as ``config`` asks (unchanged when both are off)."""
+    use_mixup, use_cutmix = config.mixup_alpha > 0, config.cutmix_alpha > 0
+    if use_mixup and use_cutmix:
+        coin = float(torch.rand(1, generator=generator, device=generator.device))
+        use_mixup, use_cutmix = coin < 0.5, coin >= 0.5
+    if use_mixup:
+        return mixup(x, soft, alpha=config.mixup_alpha, generator=generator)
+    if use_cutmix:
+        return cutmix(x, soft, alpha=config.cutmix_alpha, generator=generator)
+    return x, soft
 
 
 def augment_faces(x: torch.Tensor, config: FaceAugmentConfig, *, generator: torch.Generator) -> torch.Tensor:
