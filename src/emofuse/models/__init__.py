@@ -64,10 +64,11 @@ MODELS: dict[str, ModelSpec] = {
                                                           "lr": 1e-3, "weight_decay": 5e-4}}),
     "face_effnet": ModelSpec("emofuse.models.face:TorchFaceClassifier", "image",
                              "EfficientNet-Lite0 pretrained on ImageNet, fine-tuned on 44x44 crops upsampled to "
-                             "96 px: warm-up and cosine, lower backbone rate, label smoothing, weight average; "
-                             "one pass at test",
+                             "96 px: camera-like augmentation, warm-up and cosine, lower backbone rate, label "
+                             "smoothing, weight average; one pass at test",
                              {"arch": "effnet_lite0", "arch_params": {"side": 96}, "tta": False,
-                              "augment": {"crop": 44, "rotate_degrees": 10.0, "erase_p": 0.25},
+                              "augment": {"crop": 44, "rotate_degrees": 10.0, "erase_p": 0.25, "photometric": 0.25,
+                                          "lowres_p": 0.25, "noise_p": 0.25},
                               "train": {"epochs": 16, "patience": 16, "batch_size": 64, "optimizer": "adamw",
                                         "lr": 2e-3, "backbone_lr_scale": 0.5, "weight_decay": 0.05,
                                         "schedule": "cosine", "warmup_epochs": 1.0, "label_smoothing": 0.1,

@@ -331,6 +331,14 @@ class FaceAugmentConfig:
     # Batch mixing, off at 0: with both on, each batch takes one of the two at random.
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
+    # What cameras do: brightness and contrast each scaled by a factor drawn from [1 - j, 1 + j];
+    # with probability lowres_p, the crop down-sampled to a side drawn from [lowres_min_side, crop)
+    # and back; with probability noise_p, Gaussian noise of a standard deviation up to noise_max.
+    photometric: float = 0.0
+    lowres_p: float = 0.0
+    lowres_min_side: int = 20
+    noise_p: float = 0.0
+    noise_max: float = 0.03
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FaceAugmentConfig:
@@ -393,4 +401,30 @@ def augment_faces(x: torch.Tensor, config: FaceAugmentConfig, *, generator: torc
         erase = (uniform(b) < config.erase_p)[:, None, None] & inside
         noise = uniform(b, crop, crop)
         x = torch.where(erase[:, None], noise[:, None], x)
-    return x
+    return camera_faces(x, config, generator=generator)
+
+
+def camera_faces(x: torch.Tensor, config: FaceAugmentConfig, *, generator: torch.Generator) -> torch.Tensor:
+    """Brightness, contrast, resolution and sensor noise of ``x`` (batch, 1, crop, crop), per example."""
+    b, _, crop, _ = x.shape
+    if not (config.photometric or config.lowres_p or config.noise_p):
+        return x
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device=generator.device).to(x.device)
+    if config.photometric:
+        gain = 1 + (uniform(b) * 2 - 1) * config.photometric
+        stretch = 1 + (uniform(b) * 2 - 1) * config.photometric
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = ((x - mean) * stretch.view(b, 1, 1, 1) + mean) * gain.view(b, 1, 1, 1)
+    if config.lowres_p and config.lowres_min_side < crop:
+        # One side per batch (a resize takes one size), applied to a random subset of the examples.
+        side = config.lowres_min_side + int(float(uniform(1)) * (crop - config.lowres_min_side))
+        coarse = torch.nn.functional.interpolate(x, size=(side, side), mode="area")
+        coarse = torch.nn.functional.interpolate(coarse, size=(crop, crop), mode="bilinear", align_corners=False)
+        x = torch.where((uniform(b) < config.lowres_p).view(b, 1, 1, 1), coarse, x)
+    if config.noise_p:
+        sigma = uniform(b) * config.noise_max * (uniform(b) < config.noise_p)
+        gaussian = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
+        x = x + sigma.view(b, 1, 1, 1) * gaussian
+    return x.clamp(0, 1)
