@@ -1,0 +1,92 @@
+"""Face models fused, and test-time augmentation, measured apart: fitted on FER2013 PublicTest only,
+scored on PrivateTest.
+
+    python benchmarks/face_ensemble.py --data ../shared/data/fer2013 \\
+        --model shipped --model fer --model face_resnet_v1=PATH/TO/MODEL_DIR
+
+Each model is scored alone, one pass and with flip TTA (the face and its mirror image averaged);
+then every registry fusion classifier (mean, weighted, max confidence, product, stacking) is fitted
+on the members' PublicTest probabilities (temperatures, weights, stacker) and scored on PrivateTest,
+once over all members and once over each pair. Members enter with flip TTA where ``--tta flip``.
+Writes ``benchmarks/results/face_ensemble.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _faces import aligned_proba, fer_test_splits, load_face_models  # benchmarks/ is on sys.path as a script
+
+from emofuse._io import write_json
+from emofuse.evaluation.metrics import compute_metrics
+from emofuse.evaluation.results import git_commit
+from emofuse.fusion import FusionInput
+from emofuse.labels import FER7
+from emofuse.models import MODELS, create_model
+
+RESULTS = Path(__file__).parent / "results" / "face_ensemble.json"
+
+
+def _score(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    m = compute_metrics(targets, probs=probs, labels=FER7)
+    return {"accuracy": m.wa, "ua": m.ua, "macro_f1": m.macro_f1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="FER2013: fer2013.csv or the image-folder form")
+    parser.add_argument("--model", action="append", default=[], help="shipped, fer, or NAME=DIR (repeatable)")
+    parser.add_argument("--tta", choices=("none", "flip"), default="flip", help="members' views when fused")
+    parser.add_argument("--results", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    models = load_face_models(args.model or ["shipped", "fer"])
+    splits = fer_test_splits(args.data)
+    (public, y_public), (private, y_private) = splits["PublicTest"], splits["PrivateTest"]
+
+    single: dict[str, dict[str, dict[str, float]]] = {}
+    member_probs: dict[str, dict[str, np.ndarray]] = {"PublicTest": {}, "PrivateTest": {}}
+    for name, (model, _) in models.items():
+        # The fer peer is a Keras port with no TTA switch: it gets its mirror image averaged here.
+        def views(faces: np.ndarray, tta: str, m=model) -> np.ndarray:
+            if tta == "none":
+                return aligned_proba(m, faces)
+            return (aligned_proba(m, faces) + aligned_proba(m, faces[:, :, ::-1].copy())) / 2
+        single[name] = {}
+        for tta in ("none", "flip"):
+            single[name][tta] = _score(views(private, tta), y_private)
+            print(f"{name:28s} tta={tta:5s} PrivateTest accuracy {single[name][tta]['accuracy']:.4f}", flush=True)
+        member_probs["PublicTest"][name] = views(public, args.tta)
+        member_probs["PrivateTest"][name] = views(private, args.tta)
+
+    fused: list[dict[str, object]] = []
+    names = list(models)
+    groups = [tuple(names)] + ([pair for pair in itertools.combinations(names, 2)] if len(names) > 2 else [])
+    labels = {name: FER7 for name in names}
+    y_public_names = [FER7[i] for i in y_public]
+    for members in groups:
+        fit_on = FusionInput({m: member_probs["PublicTest"][m] for m in members}, labels)
+        test_on = FusionInput({m: member_probs["PrivateTest"][m] for m in members}, labels)
+        for fusion in (n for n, s in MODELS.items() if s.modality == "fusion"):
+            model = create_model(fusion).fit(fit_on, y_public_names, labels=FER7)
+            row = {"members": list(members), "fusion": fusion, "member_tta": args.tta,
+                   **_score(model.predict_proba(test_on), y_private)}
+            fused.append(row)
+            print(f"{fusion:22s} {'+'.join(members):60s} PrivateTest accuracy {row['accuracy']:.4f}", flush=True)
+
+    write_json(args.results, {
+        "benchmark": "face_ensemble", "fit_on": "FER2013 PublicTest (3,589)", "scored_on": "FER2013 PrivateTest",
+        "n": len(y_private), "commit": git_commit(),
+        "models": {name: where for name, (_, where) in models.items()},
+        "single": single, "fused": fused, "seconds": round(time.perf_counter() - started, 1),
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
