@@ -64,6 +64,17 @@ def _torch_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _portable(path: str, name: str) -> str:
+    """``path`` as a card's command should show it: relative to the repository when it lies beside it
+    (``../shared/data/...``), a placeholder otherwise, never one machine's absolute path."""
+    import os
+
+    resolved = Path(path).expanduser().resolve()
+    if resolved.is_relative_to(REPO.parent):
+        return os.path.relpath(resolved, REPO)
+    return f"PATH/TO/{name}"
+
+
 def _metrics(run_dir: Path) -> dict[str, Any]:
     fold_dir = next((run_dir / "folds").glob("*/metrics.json")).parent
     m = json.loads((fold_dir / "metrics.json").read_text())
@@ -110,7 +121,7 @@ def train_voice(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
         "measured": {"split": "ravdess-actor-split test (actors 21-24, 240 clips)", **measured},
         "final_training": {"clips": len(paths), "epochs": epochs, "seconds": round(fit_seconds, 1)},
         "command": "OMP_NUM_THREADS=1 nice -n 19 python scripts/train_default_models.py voice "
-                   f"--ravdess {ravdess} --seed {seed}",
+                   f"--ravdess {_portable(ravdess, 'ravdess')} --seed {seed}",
         "total_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -154,7 +165,8 @@ def train_face(fer2013: str, runs: Path, seed: int, epochs: int, threads: int) -
                      **measured},
         "measured_tta": {"flip": flip},
         "command": f"OMP_NUM_THREADS={threads} nice -n 19 python scripts/train_default_models.py face "
-                   f"--face-epochs {epochs} --threads {threads} --seed {seed} --runs ~/.cache/emofuse/runs",
+                   f"--fer2013 {_portable(fer2013, 'fer2013')} --face-epochs {epochs} --threads {threads} "
+                   f"--seed {seed} --runs ~/.cache/emofuse/runs",
         "total_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -214,7 +226,8 @@ def train_voice_whisper(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
         "measured": {"split": "ravdess-actor-split test (actors 21-24, 240 clips)", **measured},
         "speaker_adaptation": {**adapted, "C": speaker_C},
         "final_training": {"clips": len(paths), "seconds": round(time.perf_counter() - fit_started, 1)},
-        "command": f"python scripts/train_default_models.py voice-whisper --ravdess {ravdess} --seed {seed}",
+        "command": f"python scripts/train_default_models.py voice-whisper --ravdess {_portable(ravdess, 'ravdess')} "
+                   f"--seed {seed}",
         "total_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -286,7 +299,7 @@ def train_text(meld: str, runs: Path, seed: int) -> dict[str, Any]:
         "protocol": "meld-official: fitted on train, C chosen by weighted F1 on dev, measured on test (2,610).",
         "recipe": params,
         "measured": {"split": "MELD test (2,610 utterances)", **measured},
-        "command": f"python scripts/train_default_models.py text --meld {meld} --seed {seed}",
+        "command": f"python scripts/train_default_models.py text --meld {_portable(meld, 'meld')} --seed {seed}",
         "total_seconds": round(time.perf_counter() - started, 1),
     }
 

@@ -25,8 +25,9 @@ def models_args(tiny_model_dirs: dict[str, Path]) -> list[str]:
 def test_predict_json_lines(models_args: list[str], media: dict[str, Path]) -> None:
     result = CliRunner().invoke(app, ["predict", str(media["tone"]), str(media["face"]), str(media["text_as_wav"]),
                                       "--json", *models_args])
-    assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1, result.output  # one input could not be read; the others were predicted
+    assert str(media["text_as_wav"]) in result.stderr and "1 of 3 file(s) could not be read" in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds the results only
     assert [line["path"] for line in lines] == [str(media[k]) for k in ("tone", "face", "text_as_wav")]
     assert lines[0]["voice"]["status"] == "ok" and lines[0]["fused"]["label"] is not None
     assert lines[1]["face"]["status"] == "ok" and "box" in lines[1]["face"]
@@ -40,13 +41,19 @@ def test_predict_table_and_csv(models_args: list[str], media: dict[str, Path], t
         shutil.copy(media[name], folder / media[name].name)
     out = tmp_path / "out.csv"
     result = CliRunner().invoke(app, ["predict", str(folder), "--csv", str(out), *models_args], env={"COLUMNS": "250"})
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "tone.wav" in result.stdout and "no_speech" in result.stdout
-    assert "1 of 4 file(s) could not be read" in result.output
+    assert "1 of 4 file(s) could not be read" in result.stderr and "truncated" in result.stderr
     table = list(csv.DictReader(out.open()))
     assert len(table) == 3 + 3  # three files, and the 4 s video's three windows
     assert {row["kind"] for row in table} == {"audio", "video"}
     assert [row["start_s"] for row in table if row["kind"] == "video"] == ["0.0", "1.0", "2.0"]
+
+
+def test_predict_all_good_exits_0(models_args: list[str], media: dict[str, Path]) -> None:
+    result = CliRunner().invoke(app, ["predict", str(media["tone"]), str(media["face"]), "--json", *models_args])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
 
 
 def test_predict_all_bad_exits_1(models_args: list[str], media: dict[str, Path]) -> None:

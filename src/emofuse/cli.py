@@ -6,6 +6,7 @@ Library imports happen inside each command, so ``emofuse --help`` stays instant.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -101,8 +102,14 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Let third-party libraries log to stderr "
+                                                            "(TensorFlow Lite, absl, ctranslate2).")] = False,
 ) -> None:
     """emofuse: emotion from voice, words and face."""
+    if verbose:
+        from emofuse._native import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
 
 
 SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Go on past bad files and list them, instead of stopping.")]
@@ -576,9 +583,10 @@ def predict(
     if not as_json:
         print_table(results, _console())
     bad = [r for r in results if r.status != "ok"]
-    if bad and not as_json:
-        _err(f"{len(bad)} of {len(results)} file(s) could not be read (see the note column)")
-    if results and len(bad) == len(results):
+    for result in bad:
+        _err(f"{result.path}: {result.problem or result.status}")
+    if bad:  # every readable file was predicted; the exit code still says that some were not
+        _err(f"{len(bad)} of {len(results)} file(s) could not be read")
         raise typer.Exit(1)
 
 
@@ -604,7 +612,6 @@ def _predict_on_ray(paths: list[Path], out: Path | None, *, address: str | None,
              "its files were predicted again")
     if run.unreadable:
         _err(f"{run.unreadable} of {run.predicted} file(s) could not be read (see the problem column)")
-    if run.predicted and run.unreadable == run.predicted:
         raise typer.Exit(1)
 
 

@@ -91,3 +91,11 @@ def test_real_fer2013_official_split(real_data):
     assert dataset.label_counts() == {"angry": 4953, "disgust": 547, "fear": 5121, "happy": 8989, "sad": 6077,
                                       "surprise": 4002, "neutral": 6198}
     assert not dataset.bad_files
+
+
+def test_a_row_with_several_problems_names_them_all(tmp_path):
+    path = _write_csv(tmp_path / "fer2013.csv", [(9, " ".join(["300"] * 2304), "Nope"), (2, "1 2 x", "Training")])
+    dataset = load_fer2013(path, skip_bad=True)
+    first, second = (b.problem for b in dataset.bad_files)
+    assert "class index" in first and "Usage 'Nope'" in first and "0..255" in first
+    assert "space-separated integers" in second and "class index" not in second

@@ -150,6 +150,12 @@ def test_video_without_audio_track(tiny_predictor: Predictor, media: dict[str, P
     assert first.modalities["voice"].status == "no_speech"
     assert first.modalities["voice"].detail == "the video has no audio track"
     assert first.modalities["face"].status == "ok"
+    # Speech-to-text off (or not loaded): words are unavailable, as for every other file.
+    assert first.modalities["words"].status == "unavailable"
+    off = tiny_predictor.predict_video(media["video_silent"], transcribe=False)
+    assert off.windows[0].modalities["words"].status == "unavailable"
+    listening = _with_words(tiny_predictor, ScriptedTranscriber("never heard"))
+    assert listening.predict_video(media["video_silent"]).windows[0].modalities["words"].status == "no_speech"
 
 
 @pytest.mark.parametrize("name", ["text_as_wav", "truncated"])

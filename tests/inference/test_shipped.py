@@ -16,6 +16,15 @@ from tests._predictors import astronaut, tone
 SHIPPED = {"voice": RAVDESS8, "face": FER7}
 
 
+@pytest.mark.parametrize("name", ["voice", "face", "text"])
+def test_card_commands_name_no_absolute_path(name: str) -> None:
+    folder = shipped_model_dir(name)
+    if folder is None:
+        pytest.skip(f"no shipped {name} model")
+    command = json.loads((folder / "card.json").read_text())["command"]
+    assert not [word for word in command.split() if word.startswith("/")], command
+
+
 @pytest.fixture(scope="module")
 def shipped() -> Predictor:
     return Predictor.from_shipped(words=False)

@@ -103,24 +103,29 @@ def _load_csv(path: Path, *, skip_bad: bool, progress: bool) -> Dataset:
 
 
 def _parse_row(row: list[str], col: dict[str, int]):  # -> tuple[str, str, np.ndarray]
+    """The row's label, split and pixels; a ValueError naming every problem the row has, not only the first."""
     import numpy as np
 
     if len(row) < len(col):
         raise ValueError(f"expected at least {len(col)} fields, found {len(row)}")
+    problems = []
     emotion = row[col["emotion"]].strip()
     if not emotion.isdigit() or int(emotion) not in FER2013_CLASSES:
-        raise ValueError(f"emotion {emotion!r} is not a FER2013 class index 0..6")
+        problems.append(f"emotion {emotion!r} is not a FER2013 class index 0..6")
     usage = row[col["usage"]].strip()
     if usage not in USAGES:
-        raise ValueError(f"Usage {usage!r} is not one of {', '.join(USAGES)}")
+        problems.append(f"Usage {usage!r} is not one of {', '.join(USAGES)}")
+    values = None
     try:
         values = np.array(row[col["pixels"]].split(), dtype=np.int32)
     except ValueError:
-        raise ValueError("pixels must be space-separated integers") from None
-    if values.size != N_PIXELS:
-        raise ValueError(f"expected {N_PIXELS} pixel values (48×48), found {values.size}")
-    if values.min() < 0 or values.max() > 255:
-        raise ValueError("pixel values must lie in 0..255")
+        problems.append("pixels must be space-separated integers")
+    if values is not None and values.size != N_PIXELS:
+        problems.append(f"expected {N_PIXELS} pixel values (48×48), found {values.size}")
+    elif values is not None and (values.min() < 0 or values.max() > 255):
+        problems.append("pixel values must lie in 0..255")
+    if problems or values is None:
+        raise ValueError("; ".join(problems))
     return FER2013_CLASSES[int(emotion)], usage, values.astype(np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE)
 
 

@@ -413,13 +413,18 @@ class FaceDetector:
         with self._lock:
             if self._mediapipe is None and self._mediapipe_problem is None:
                 try:
-                    import mediapipe as mp
+                    from emofuse._native import native_stderr_silenced
 
-                    # model_selection=1: the full-range model; the short-range one (0) misses faces
-                    # under ~1/5 of the image and fires on noise.
-                    self._mediapipe = mp.solutions.face_detection.FaceDetection(
-                        model_selection=1, min_detection_confidence=self.min_score
-                    )
+                    with native_stderr_silenced():  # TensorFlow Lite / absl INFO lines on fd 2
+                        import mediapipe as mp
+
+                        # model_selection=1: the full-range model; the short-range one (0) misses faces
+                        # under ~1/5 of the image and fires on noise.
+                        self._mediapipe = mp.solutions.face_detection.FaceDetection(
+                            model_selection=1, min_detection_confidence=self.min_score
+                        )
+                        # The first run logs once more (absl's feedback-manager warning): run it here.
+                        self._mediapipe.process(np.zeros((64, 64, 3), np.uint8))
                 except Exception as exc:  # ImportError, a numpy ABI clash, model files missing...
                     self._mediapipe_problem = f"{type(exc).__name__}: {exc}"
             if self._mediapipe is not None:

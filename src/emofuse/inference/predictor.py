@@ -333,11 +333,11 @@ class Predictor:
 
         # Words: the transcript's segments, each window reading the segments that overlap it.
         segments: list[Segment] = []
-        if media.audio is None:
-            words = [status_only(media.audio_status, media.audio_detail) for _ in windows]
-        elif not transcribe or self.transcriber is None:
+        if not transcribe or self.transcriber is None:  # as for every other file, whether or not there is audio
             detail = "speech-to-text switched off" if not transcribe else "no speech-to-text model loaded"
             words = [status_only("unavailable", detail) for _ in windows]
+        elif media.audio is None:
+            words = [status_only(media.audio_status, media.audio_detail) for _ in windows]
         else:
             whole, segments = self.transcribe(media.audio)
             if whole.status not in ("ok", "no_speech") or not segments:
