@@ -13,7 +13,6 @@ import functools
 import shutil
 import tempfile
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -47,34 +46,9 @@ def tone(code: str = "03", seconds: float = 1.0, seed: int = 0) -> np.ndarray:
 def write_video(path: Path, frames: Sequence[np.ndarray], *, fps: int = 10, audio: np.ndarray | None = None,
                 codec: str = "libx264", audio_codec: str = "aac") -> Path:
     """An MP4 (or any container PyAV knows from the suffix) of RGB ``frames``, with mono ``audio`` at 16 kHz."""
-    import av
+    from emofuse.inference.media import write_video as write
 
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        video = container.add_stream(codec, rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        sound = None
-        if audio is not None:
-            sound = container.add_stream(audio_codec, rate=SR)
-            sound.layout = "mono"
-        for image in frames:
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        if sound is not None and audio is not None:
-            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-            step = 1024
-            for start in range(0, len(pcm), step):
-                frame = av.AudioFrame.from_ndarray(pcm[None, start : start + step], format="s16", layout="mono")
-                frame.sample_rate = SR
-                frame.pts = start
-                frame.time_base = Fraction(1, SR)
-                for packet in sound.encode(frame):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
-    return path
+    return write(path, list(frames), fps=fps, audio=audio, sample_rate_hz=SR, codec=codec, audio_codec=audio_codec)
 
 
 class KeywordTextModel:

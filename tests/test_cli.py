@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from emofuse.cli import app
@@ -81,8 +82,21 @@ def test_protocols_listing():
     assert "ravdess-6fold" in result.stdout and "leaky" in result.stdout
 
 
-def test_demo_runs_end_to_end(tmp_path):
+def test_demo_shows_the_shipped_models_on_the_bundled_sample(tmp_path):
+    pytest.importorskip("faster_whisper")
     result = runner.invoke(app, ["demo", "--keep", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.jpg", "speech.flac", "video.mp4"]
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│ ")
+            and line.split("│")[1].strip()}
+    assert {"face.jpg", "speech.flac", "video.mp4"} <= set(rows)
+    assert "happy" in rows["face.jpg"]  # the portrait smiles; every shipped face model has said so
+    assert "I am so happy today" in rows["speech.flac"]  # speech-to-text heard the sentence
+    assert "synthetic speech" in result.stdout and "emofuse serve" in result.stdout
+
+
+def test_demo_pipeline_check_runs_end_to_end(tmp_path):
+    result = runner.invoke(app, ["demo", "--pipeline-check", "--keep", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "fold6" in result.stdout and "UA" in result.stdout
     assert (tmp_path / "ravdess" / "Actor_24").is_dir() and (tmp_path / "fer2013.csv").is_file()

@@ -659,12 +659,19 @@ def serve(
 
 @app.command("demo")
 def demo(
-    keep: Annotated[Path | None, typer.Option(help="Write the generated sample here and keep it.")] = None,
+    keep: Annotated[Path | None, typer.Option(help="Write the sample here and keep it.")] = None,
+    pipeline_check: Annotated[bool, typer.Option(
+        "--pipeline-check", help="Instead: generate a RAVDESS- and FER2013-format sample, load it, cut it with "
+                                 "ravdess-6fold and score a baseline on it (the data foundation, no models).")] = False,
 ) -> None:
-    """Generate a small RAVDESS- and FER2013-format sample and show what emofuse sees in it."""
-    from emofuse.demo import run_demo
+    """The shipped voice, face and words models and their fusion on a bundled photo, speech clip and video."""
+    from emofuse.demo import run_demo, run_pipeline_check
 
-    _run(run_demo, keep)
+    if pipeline_check:
+        _run(run_pipeline_check, keep)
+        return
+    if _run(run_demo, keep):
+        raise typer.Exit(1)
 
 
 def main() -> None:

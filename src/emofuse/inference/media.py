@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,3 +149,45 @@ def read_video(path: str | Path, *, frame_rate_hz: float, sample_rate_hz: int,
             audio_status, audio_detail = "unreadable", exc.problem
     return VideoMedia(duration_s=duration_s, frames=frames, audio=audio, audio_status=audio_status,
                       audio_detail=audio_detail)
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], *, fps: int = 10, audio: np.ndarray | None = None,
+                sample_rate_hz: int = 16_000, codec: str = "libx264", audio_codec: str = "aac") -> Path:
+    """An MP4 (or any container PyAV knows from the suffix) of RGB ``frames`` ``(h, w, 3)`` uint8, with
+    mono ``audio`` ``(samples,)`` in [-1, 1] as its sound track; written atomically."""
+    from fractions import Fraction
+
+    import av
+
+    from emofuse._io import atomic_write
+
+    path = Path(path)
+    height, width = frames[0].shape[:2]
+    with atomic_write(path, "wb") as handle, av.open(handle, "w", format=_container_format(path)) as container:
+        video: Any = container.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound: Any = None
+        if audio is not None:
+            sound = container.add_stream(audio_codec, rate=sample_rate_hz)
+            sound.layout = "mono"
+        for image in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if sound is not None and audio is not None:
+            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+            for start in range(0, len(pcm), 1024):
+                frame = av.AudioFrame.from_ndarray(pcm[None, start : start + 1024], format="s16", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = sample_rate_hz, start, Fraction(1, sample_rate_hz)
+                for packet in sound.encode(frame):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+    return path
+
+
+def _container_format(path: Path) -> str:
+    # Writing to an open file, PyAV cannot guess the container from the name.
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+            ".avi": "avi"}.get(path.suffix.lower(), path.suffix.lower().lstrip("."))
