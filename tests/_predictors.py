@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emofuse.data.synthetic import draw_face, tone_clip
+from emofuse.data.synthetic import draw_face, tone_clip, voiced_clip
 from emofuse.labels import CARER6, FER7, RAVDESS_CODES
 
 SR = 16_000
@@ -39,7 +39,14 @@ def write_wav(path: Path, y: np.ndarray, sr: int = SR) -> Path:
     return path
 
 
+def voiced(code: str = "03", seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Voice-like synthetic audio (vowels with a moving pitch) that the voice-activity detector passes;
+    ``code`` (a RAVDESS emotion code) sets the pitch."""
+    return voiced_clip(seconds=seconds, f0_hz=100.0 + 15.0 * int(code), seed=seed)
+
+
 def tone(code: str = "03", seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A steady two-partial tone: sound that is not speech (``no_speech`` for the predictor)."""
     return tone_clip(code, actor=1, seconds=seconds, seed=seed)
 
 
@@ -154,6 +161,7 @@ def _media() -> dict[str, Path]:
     root = _scratch() / "media"
     root.mkdir()
     out = {
+        "voice": write_wav(root / "voice.wav", voiced("03", 1.0)),
         "tone": write_wav(root / "tone.wav", tone("03", 1.0)),
         "silence": write_wav(root / "silence.wav", np.zeros(SR, np.float32)),
     }
@@ -163,7 +171,7 @@ def _media() -> dict[str, Path]:
     out["blank"] = root / "blank.jpg"
     (root / "notes.wav").write_text("this is not audio\n")
     out["text_as_wav"] = root / "notes.wav"
-    good = (root / "tone.wav").read_bytes()
+    good = (root / "voice.wav").read_bytes()
     (root / "truncated.wav").write_bytes(good[: len(good) // 3])
     out["truncated"] = root / "truncated.wav"
     jpeg = (root / "blank.jpg").read_bytes()
@@ -176,6 +184,6 @@ def _media() -> dict[str, Path]:
     small = np.asarray(Image.fromarray(astronaut()).resize((256, 256)))
     blank = np.full_like(small, 128)
     frames = [small] * 20 + [blank] * 20  # 4 s at 10 fps: a face for 2 s, then none
-    out["video"] = write_video(root / "talk.mp4", frames, fps=10, audio=np.concatenate([tone("05", 2.0), tone("05", 2.0)]))
+    out["video"] = write_video(root / "talk.mp4", frames, fps=10, audio=np.concatenate([voiced("05", 2.0), voiced("05", 2.0, seed=1)]))
     out["video_silent"] = write_video(root / "mute.mp4", frames[:20], fps=10)
     return out

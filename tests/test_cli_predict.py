@@ -23,12 +23,12 @@ def models_args(tiny_model_dirs: dict[str, Path]) -> list[str]:
 
 
 def test_predict_json_lines(models_args: list[str], media: dict[str, Path]) -> None:
-    result = CliRunner().invoke(app, ["predict", str(media["tone"]), str(media["face"]), str(media["text_as_wav"]),
+    result = CliRunner().invoke(app, ["predict", str(media["voice"]), str(media["face"]), str(media["text_as_wav"]),
                                       "--json", *models_args])
     assert result.exit_code == 1, result.output  # one input could not be read; the others were predicted
     assert str(media["text_as_wav"]) in result.stderr and "1 of 3 file(s) could not be read" in result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]  # stdout holds the results only
-    assert [line["path"] for line in lines] == [str(media[k]) for k in ("tone", "face", "text_as_wav")]
+    assert [line["path"] for line in lines] == [str(media[k]) for k in ("voice", "face", "text_as_wav")]
     assert lines[0]["voice"]["status"] == "ok" and lines[0]["fused"]["label"] is not None
     assert lines[1]["face"]["status"] == "ok" and "box" in lines[1]["face"]
     assert lines[2]["status"] == "unreadable" and "text" in lines[2]["problem"]
@@ -37,21 +37,24 @@ def test_predict_json_lines(models_args: list[str], media: dict[str, Path]) -> N
 def test_predict_table_and_csv(models_args: list[str], media: dict[str, Path], tmp_path: Path) -> None:
     folder = tmp_path / "clips"
     folder.mkdir()
-    for name in ("tone", "silence", "truncated", "video"):
+    for name in ("voice", "tone", "silence", "truncated", "video"):
         shutil.copy(media[name], folder / media[name].name)
     out = tmp_path / "out.csv"
     result = CliRunner().invoke(app, ["predict", str(folder), "--csv", str(out), *models_args], env={"COLUMNS": "250"})
     assert result.exit_code == 1, result.output
-    assert "tone.wav" in result.stdout and "no_speech" in result.stdout
-    assert "1 of 4 file(s) could not be read" in result.stderr and "truncated" in result.stderr
+    assert "voice.wav" in result.stdout and "no_speech" in result.stdout
+    assert "1 of 5 file(s) could not be read" in result.stderr and "truncated" in result.stderr
     table = list(csv.DictReader(out.open()))
-    assert len(table) == 3 + 3  # three files, and the 4 s video's three windows
+    assert len(table) == 4 + 3  # four files, and the 4 s video's three windows
     assert {row["kind"] for row in table} == {"audio", "video"}
+    status = {Path(row["path"]).name: row["voice_status"] for row in table if row["kind"] == "audio" and row["status"] == "ok"}
+    # A steady tone and silence are not speech: the voice model is not asked about them.
+    assert status == {"voice.wav": "ok", "tone.wav": "no_speech", "silence.wav": "no_speech"}
     assert [row["start_s"] for row in table if row["kind"] == "video"] == ["0.0", "1.0", "2.0"]
 
 
 def test_predict_all_good_exits_0(models_args: list[str], media: dict[str, Path]) -> None:
-    result = CliRunner().invoke(app, ["predict", str(media["tone"]), str(media["face"]), "--json", *models_args])
+    result = CliRunner().invoke(app, ["predict", str(media["voice"]), str(media["face"]), "--json", *models_args])
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
 
@@ -63,7 +66,7 @@ def test_predict_all_bad_exits_1(models_args: list[str], media: dict[str, Path])
 
 
 def test_predict_bad_model_dir_is_one_line(media: dict[str, Path], tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["predict", str(media["tone"]), "--voice-model", str(tmp_path), "--quiet"])
+    result = CliRunner().invoke(app, ["predict", str(media["voice"]), "--voice-model", str(tmp_path), "--quiet"])
     assert result.exit_code == 1
     assert "not a saved emofuse model" in result.output and "Traceback" not in result.output
 
@@ -90,12 +93,12 @@ def test_serve_rejects_bad_settings() -> None:
 def test_predict_adapt_speaker(models_args: list[str], tmp_path: Path) -> None:
     import soundfile as sf
 
-    from tests._predictors import tone
+    from tests._predictors import voiced
 
     folder = tmp_path / "one-speaker"
     folder.mkdir()
     for k, code in enumerate(("01", "03", "05", "04", "02")):
-        sf.write(folder / f"{k}.wav", tone(code, 1.0, seed=k), 16_000)
+        sf.write(folder / f"{k}.wav", voiced(code, 1.0, seed=k), 16_000)
     # The shipped voice model has a speaker-adapted head; the tiny test model has none.
     result = CliRunner().invoke(app, ["predict", str(folder), "--adapt-speaker", "--json", "--no-words", "--quiet"])
     assert result.exit_code == 0, result.output

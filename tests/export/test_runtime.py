@@ -20,7 +20,7 @@ from emofuse.cli import app
 from emofuse.export.runtime import cached_export_path, cached_onnx_model
 from emofuse.inference.models import shipped_model_dir
 from emofuse.models import load_model
-from tests._predictors import media, tone, write_wav
+from tests._predictors import media, voiced, write_wav
 
 __all__ = ["media"]
 
@@ -51,7 +51,7 @@ def shipped_pairs() -> Iterator[dict[str, tuple[Any, Any]]]:
 
 def test_shipped_voice_on_speechlike_audio(shipped_pairs: Any) -> None:
     torch_model, onnx_model = shipped_pairs("voice")
-    clips = [tone(code, seconds, seed) for code, seconds, seed in (("01", 0.6, 0), ("05", 1.7, 1), ("03", 3.1, 2))]
+    clips = [voiced(code, seconds, seed) for code, seconds, seed in (("01", 0.6, 0), ("05", 1.7, 1), ("03", 3.1, 2))]
     for batch in (clips[:1], clips):  # one clip alone (no padding), then three lengths padded together
         np.testing.assert_allclose(onnx_model.predict_proba(batch), torch_model.predict_proba(batch), rtol=0, atol=TOL)
 
@@ -102,8 +102,8 @@ def _predict_json(paths: list[Path], *args: str) -> list[dict[str, Any]]:
 
 def test_cli_predict_runtime_onnx_matches_torch(media: dict[str, Path], tmp_path: Path) -> None:
     _shipped("voice"), _shipped("face")
-    clip = write_wav(tmp_path / "long.wav", tone("05", 2.5, 3))
-    paths = [media["tone"], clip, media["face"]]
+    clip = write_wav(tmp_path / "long.wav", voiced("05", 2.5, 3))
+    paths = [media["voice"], clip, media["face"]]
     torch_rows = _predict_json(paths)
     onnx_rows = _predict_json(paths, "--runtime", "onnx", "--onnx-threads", "1")
     assert cached_export_path(_shipped("voice")).is_file()  # exported into the cache on first use
@@ -131,9 +131,9 @@ def test_serve_with_the_onnx_runtime(media: dict[str, Path]) -> None:
     settings = ServeSettings(runtime="onnx", words=False, warm_up=False)
     with TestClient(create_app(settings=settings)) as client:
         assert type(client.app.state.predictor.voice).__name__ == "OnnxModel"  # type: ignore[attr-defined]
-        body = client.post("/v1/predict/audio", files={"file": ("tone.wav", media["tone"].read_bytes())}).json()
+        body = client.post("/v1/predict/audio", files={"file": ("voice.wav", media["voice"].read_bytes())}).json()
     voice = body["modalities"]["voice"]
-    expected = Predictor.from_shipped(words=False).predict_audio(media["tone"]).modalities["voice"]
+    expected = Predictor.from_shipped(words=False).predict_audio(media["voice"]).modalities["voice"]
     assert voice["status"] == "ok" and voice["label"] == expected.label
     assert max(abs(voice["probabilities"][k] - p) for k, p in zip(expected.labels, expected.probabilities,
                                                                   strict=True)) <= TOL

@@ -11,7 +11,7 @@ import pytest
 from emofuse.inference import Predictor
 from emofuse.inference.batch import expand_paths, predict_files
 from emofuse.inference.writers import CsvWriter, rows, write_jsonl
-from tests._predictors import tone, write_wav
+from tests._predictors import voiced, write_wav
 
 
 @pytest.fixture()
@@ -19,7 +19,7 @@ def folder(tmp_path: Path, media: dict[str, Path]) -> Path:
     root = tmp_path / "in"
     (root / "sub").mkdir(parents=True)
     for i, code in enumerate(["01", "03", "05", "08"]):
-        write_wav(root / "sub" / f"clip{i}.wav", tone(code, 0.8, seed=i))
+        write_wav(root / "sub" / f"clip{i}.wav", voiced(code, 0.8, seed=i))
     for name in ("face", "blank", "text_as_wav", "truncated", "text", "unknown", "video"):
         shutil.copy(media[name], root / media[name].name)
     (root / ".hidden.wav").write_bytes(b"")

@@ -11,7 +11,7 @@ from emofuse.inference import Predictor
 from emofuse.inference.fusion import FUSED_LABELS
 from emofuse.labels import FER7, RAVDESS8, align_probabilities
 from emofuse.models import load_model
-from tests._predictors import FakeSegment, KeywordTextModel, ScriptedTranscriber, astronaut, tone
+from tests._predictors import FakeSegment, KeywordTextModel, ScriptedTranscriber, astronaut, voiced
 
 # Where the astronaut's face is in the 512 × 512 photo (as in tests/features/test_face.py).
 FACE_CENTRE = (240, 120)
@@ -24,12 +24,12 @@ def _with_words(base: Predictor, transcriber: Any = None) -> Predictor:
 
 def test_audio_gives_voice_and_a_fused_answer(tiny_predictor: Predictor, media: dict[str, Path],
                                               tiny_model_dirs: dict[str, Path]) -> None:
-    pred = tiny_predictor.predict_audio(media["tone"])
+    pred = tiny_predictor.predict_audio(media["voice"])
     voice = pred.modalities["voice"]
     assert voice.status == "ok" and voice.labels == RAVDESS8
     assert sum(voice.probabilities) == pytest.approx(1.0)
     # The same answer as the model itself gives the decoded file.
-    direct = load_model(tiny_model_dirs["voice"]).predict_proba([str(media["tone"])])[0]
+    direct = load_model(tiny_model_dirs["voice"]).predict_proba([str(media["voice"])])[0]
     np.testing.assert_allclose(voice.probabilities, direct, atol=1e-6)
     assert pred.modalities["face"].status == "absent"
     assert pred.modalities["words"].status == "unavailable"
@@ -40,7 +40,7 @@ def test_audio_gives_voice_and_a_fused_answer(tiny_predictor: Predictor, media: 
 def test_waveform_at_another_rate_is_resampled(tiny_predictor: Predictor) -> None:
     import soxr
 
-    y16 = tone("08", 1.0)
+    y16 = voiced("08", 1.0)
     y48 = soxr.resample(y16, 16_000, 48_000)
     a = tiny_predictor.predict(audio=y16).modalities["voice"]
     b = tiny_predictor.predict(audio=y48, sample_rate_hz=48_000).modalities["voice"]
@@ -89,7 +89,7 @@ def test_truncated_image_raises(tiny_predictor: Predictor, media: dict[str, Path
 
 
 def test_audio_and_image_fuse_to_the_mean(tiny_predictor: Predictor, media: dict[str, Path]) -> None:
-    pred = tiny_predictor.predict(audio=media["tone"], image=astronaut())
+    pred = tiny_predictor.predict(audio=media["voice"], image=astronaut())
     voice = align_probabilities(np.array(pred.modalities["voice"].probabilities), RAVDESS8, FUSED_LABELS)
     face = align_probabilities(np.array(pred.modalities["face"].probabilities), FER7, FUSED_LABELS)
     np.testing.assert_allclose(pred.fused.probabilities, (voice + face) / 2, atol=1e-9)
@@ -104,19 +104,19 @@ def test_text_without_a_text_model_is_unavailable(tiny_predictor: Predictor) -> 
 def test_words_seam_text_model_and_transcriber(tiny_predictor: Predictor, media: dict[str, Path]) -> None:
     transcriber = ScriptedTranscriber("i feel so sad today")
     predictor = _with_words(tiny_predictor, transcriber)
-    pred = predictor.predict_audio(media["tone"])
+    pred = predictor.predict_audio(media["voice"])
     words = pred.modalities["words"]
     assert transcriber.calls == 1
     assert words.status == "ok" and words.label == "sad" and words.text == "i feel so sad today"
     assert pred.fused.detail == "mean of voice, words"
     # Text given directly goes to the text model, without transcribing.
-    assert predictor.predict(audio=media["tone"], text="angry angry").modalities["words"].label == "angry"
+    assert predictor.predict(audio=media["voice"], text="angry angry").modalities["words"].label == "angry"
     assert transcriber.calls == 1
 
 
 @pytest.mark.parametrize("status", ["no_speech", "non_english"])
 def test_transcript_status_passes_through(tiny_predictor: Predictor, media: dict[str, Path], status: str) -> None:
-    pred = _with_words(tiny_predictor, ScriptedTranscriber(status=status)).predict_audio(media["tone"])
+    pred = _with_words(tiny_predictor, ScriptedTranscriber(status=status)).predict_audio(media["voice"])
     assert pred.modalities["words"].status == status
     assert pred.modalities["voice"].status == "ok"
 
@@ -178,4 +178,4 @@ def test_missing_models_are_unavailable_everywhere(tiny_predictor: Predictor, me
     assert {w.modalities["face"].status for w in video.windows} == {"unavailable"}
     assert all(w.fused.status == "ok" for w in video.windows)
     face_only = Predictor(face=tiny_predictor.face, detector=tiny_predictor.detector)
-    assert face_only.predict_audio(media["tone"]).modalities["voice"].status == "unavailable"
+    assert face_only.predict_audio(media["voice"]).modalities["voice"].status == "unavailable"

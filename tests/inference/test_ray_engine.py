@@ -27,7 +27,7 @@ from emofuse.inference.ray_engine import (
     read_results,
 )
 from emofuse.inference.writers import flat_rows
-from tests._predictors import tone, write_wav
+from tests._predictors import voiced, write_wav
 
 ray = pytest.importorskip("ray")
 
@@ -45,7 +45,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory, media: dict[str, Path]) -> 
     """Four clips, a face, a faceless image, a video, a text file and three bad files."""
     root = tmp_path_factory.mktemp("ray_in")
     for i, code in enumerate(["01", "03", "05", "08"]):
-        write_wav(root / f"clip{i}.wav", tone(code, 0.8, seed=i))
+        write_wav(root / f"clip{i}.wav", voiced(code, 0.8, seed=i))
     for name in ("face", "blank", "video", "text", "text_as_wav", "truncated", "unknown"):
         shutil.copy(media[name], root / media[name].name)
     return root
@@ -105,7 +105,7 @@ def test_resume_predicts_only_new_and_changed_files(ray_cluster: None, folder: P
     first = predict_with_ray([clips], out, batch_size=2, options=options, progress=False)
     assert (first.predicted, first.skipped, first.rows) == (4, 0, 4)
 
-    write_wav(clips / "new.wav", tone("05", 0.8, seed=9))
+    write_wav(clips / "new.wav", voiced("05", 0.8, seed=9))
     changed = clips / "clip1.wav"
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
     second = predict_with_ray([clips], out, batch_size=2, options=options, progress=False)

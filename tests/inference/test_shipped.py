@@ -11,7 +11,7 @@ import pytest
 from emofuse.inference import Predictor
 from emofuse.inference.models import assets_dir, render_model_card, shipped_model_dir
 from emofuse.labels import FER7, RAVDESS8
-from tests._predictors import astronaut, tone
+from tests._predictors import astronaut, voiced
 
 SHIPPED = {"voice": RAVDESS8, "face": FER7}
 
@@ -50,7 +50,7 @@ def test_weights_stay_small() -> None:
 
 
 def test_shipped_predictor_answers(shipped: Predictor) -> None:
-    pred = shipped.predict(audio=tone("05", 2.0), image=astronaut())
+    pred = shipped.predict(audio=voiced("05", 2.0), image=astronaut())
     assert pred.modalities["voice"].status == "ok" and pred.modalities["voice"].labels == RAVDESS8
     assert pred.modalities["face"].status == "ok" and pred.modalities["face"].labels == FER7
     assert sum(pred.fused.probabilities) == pytest.approx(1.0)
@@ -92,7 +92,7 @@ def test_shipped_face_on_private_test(real_data: Path) -> None:
 
 
 def test_shipped_voice_adapts_to_a_speaker(shipped: Predictor) -> None:
-    clips = [tone(code, 1.0) for code in ("01", "03", "05", "04", "02", "06")]
+    clips = [voiced(code, 1.0) for code in ("01", "03", "05", "04", "02", "06")]
     speaker = shipped.new_speaker()
     assert speaker is not None and speaker.min_clips == 4  # the shipped voice model has a speaker head
     adapted = shipped.voice_results(clips, speaker=speaker)

@@ -47,7 +47,7 @@ def test_openapi_docs(client: TestClient) -> None:
 
 
 def test_predict_audio(client: TestClient, media: dict[str, Path]) -> None:
-    r = _post(client, "/v1/predict/audio", media["tone"])
+    r = _post(client, "/v1/predict/audio", media["voice"])
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["modalities"]["voice"]["status"] == "ok"
@@ -151,7 +151,7 @@ def test_text_route(client: TestClient, tiny_predictor: Predictor) -> None:
 
 
 def test_any_combination(client: TestClient, media: dict[str, Path]) -> None:
-    files = {"audio": ("tone.wav", media["tone"].read_bytes()), "image": ("face.png", media["face"].read_bytes())}
+    files = {"audio": ("voice.wav", media["voice"].read_bytes()), "image": ("face.png", media["face"].read_bytes())}
     body = client.post("/v1/predict", files=files).json()
     assert body["modalities"]["voice"]["status"] == "ok" and body["modalities"]["face"]["status"] == "ok"
     assert body["fused"]["detail"] == "mean of voice, face"

@@ -23,7 +23,7 @@ import pytest
 from emofuse.inference import Predictor
 from emofuse.serving.app import create_app
 from emofuse.serving.settings import ServeSettings
-from tests._predictors import astronaut, tone, write_wav
+from tests._predictors import astronaut, voiced, write_wav
 
 CHROMIUM = Path(os.environ.get("EMOFUSE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(os.environ.get("EMOFUSE_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
@@ -59,7 +59,7 @@ def fake_devices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         dx = 40 + int(8 * np.sin(k / 5))
         moving[:, dx : dx + 240] = face
         frames.append(moving)
-    y = np.concatenate([tone("05", 1.0, seed=k) for k in range(4)])
+    y = np.concatenate([voiced("05", 1.0, seed=k) for k in range(4)])
     return {"video": write_y4m(root / "camera.y4m", frames), "audio": write_wav(root / "microphone.wav", y)}
 
 

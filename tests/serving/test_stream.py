@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from emofuse.inference import Predictor
 from emofuse.serving.app import create_app
 from emofuse.serving.settings import ServeSettings
-from tests._predictors import astronaut, tone
+from tests._predictors import astronaut, voiced
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_face_and_voice_arrive_and_update(client: TestClient) -> None:
         face = _until(ws, "face")
         assert face["face"]["status"] == "ok" and face["face"]["box"]["image_width"] == 512
         assert face["latency_ms"] > 0
-        y = tone("05", 1.0)
+        y = voiced("05", 1.0)
         for start in range(0, len(y), 4000):  # 250 ms chunks
             ws.send_bytes(_pcm(y[start : start + 4000]))
         update = _until(ws, "update")
@@ -109,7 +109,7 @@ def test_too_many_errors_close_the_socket(client: TestClient) -> None:
 def test_client_leaving_mid_stream_leaves_the_server_serving(client: TestClient) -> None:
     with client.websocket_connect("/v1/stream") as ws:
         _until(ws, "ready")
-        ws.send_bytes(_pcm(tone("03", 0.5)))
+        ws.send_bytes(_pcm(voiced("03", 0.5)))
         ws.send_bytes(b"\x02" + _jpeg(astronaut()))
     # Gone without a goodbye while its frame was being analysed; others are still served.
     assert client.get("/healthz").json()["status"] == "ok"
@@ -133,7 +133,7 @@ def test_words_from_the_transcriber_and_from_typed_text(tiny_predictor: Predicto
     settings = ServeSettings(warm_up=False, stream_update_s=0.2, stream_transcribe_every_s=0.5)
     with TestClient(create_app(predictor=predictor, settings=settings)) as c, c.websocket_connect("/v1/stream") as ws:
         _until(ws, "ready")
-        y = tone("03", 1.0)
+        y = voiced("03", 1.0)
         for start in range(0, len(y), 4000):
             ws.send_bytes(_pcm(y[start : start + 4000]))
         transcript = _until(ws, "transcript")

@@ -1,4 +1,4 @@
-"""Reading what users hand us: which kind of media a file is, video frames and audio, and a speech check.
+"""Reading what users hand us: which kind of media a file is, video frames and audio.
 
 Audio and images are decoded by :mod:`emofuse.features.audio` and :mod:`emofuse.features.face`;
 this module adds videos (PyAV: frames sampled at a fixed rate, the audio track) and the kind
@@ -52,18 +52,6 @@ def _has_video_stream(path: Path) -> bool:
             return bool(moving) or not container.streams.audio
     except Exception:  # any failure to probe: the video reader will say what is wrong
         return True
-
-
-def speech_seconds(y: np.ndarray, *, sr: int, threshold_dbfs: float = -60.0) -> float:
-    """Seconds of ``y`` (mono) in 30 ms frames louder than ``threshold_dbfs`` RMS: a cheap speech check."""
-    frame = max(1, int(0.03 * sr))
-    n = len(y) // frame
-    if n == 0:
-        return 0.0
-    frames = np.asarray(y[: n * frame], dtype=np.float64).reshape(n, frame)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    loud = rms > 10 ** (threshold_dbfs / 20)
-    return float(loud.sum() * frame / sr)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ class PredictorConfig:
     max_video_seconds: float = 600.0
     speech_threshold_dbfs: float = -60.0  # RMS of a 30 ms frame that counts as sound (RAVDESS peaks at -33 dBFS)
     min_speech_seconds: float = 0.2  # less sound than this is "no_speech"
+    # Voice-activity detection before any voice model answers (features.vad.check_speech); off: the
+    # loudness check alone, as before (tones and noise then get an emotion too).
+    vad: bool = True
     voice_batch_size: int = 32
     face_batch_size: int = 256
 
@@ -175,8 +178,9 @@ class Predictor:
         results: list[ModalityResult | None] = [None] * len(waveforms)
         loud = []
         for i, y in enumerate(waveforms):
-            if self._speech_seconds(y) < self.config.min_speech_seconds:
-                results[i] = status_only("no_speech", "no sound above the speech threshold")
+            check = self.speech_check(y)
+            if not check.is_speech:
+                results[i] = status_only("no_speech", check.detail)
             else:
                 loud.append(i)
         labels = tuple(self.voice.labels_)
@@ -193,10 +197,19 @@ class Predictor:
                 results[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p), detail=detail)
         return [r for r in results if r is not None]
 
-    def _speech_seconds(self, y: np.ndarray) -> float:
-        from emofuse.inference.media import speech_seconds
+    def speech_check(self, y: np.ndarray) -> Any:
+        """:func:`emofuse.features.vad.check_speech` with this predictor's thresholds: whether a voice
+        model may answer for ``y`` at all (tones, hums, noise and silence are ``no_speech``)."""
+        from emofuse.features.vad import check_speech
 
-        return speech_seconds(y, sr=SAMPLE_RATE_HZ, threshold_dbfs=self.config.speech_threshold_dbfs)
+        if not self.config.vad:
+            from emofuse.features.vad import SpeechCheck, speech_seconds
+
+            loud = speech_seconds(y, sr=SAMPLE_RATE_HZ, threshold_dbfs=self.config.speech_threshold_dbfs)
+            ok = loud >= self.config.min_speech_seconds
+            return SpeechCheck(ok, "speech" if ok else "silence", loud, None, 0.0, 0.0)
+        return check_speech(y, sr=SAMPLE_RATE_HZ, threshold_dbfs=self.config.speech_threshold_dbfs,
+                            min_loud_seconds=self.config.min_speech_seconds)
 
     def face_results(self, images: Sequence[np.ndarray]) -> list[ModalityResult]:
         """Face for each RGB image: the largest face found, classified; ``no_face`` when there is none."""

@@ -1,0 +1,88 @@
+"""Speech or not: tones, hums, chords, melodies, noise and silence are refused; speech, speech in
+noise, voice-like synthetic vowels and every real RAVDESS clip pass."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emofuse.data.synthetic import non_speech_sounds, voiced_clip
+from emofuse.features.vad import check_speech, silero_model
+
+needs_silero = pytest.mark.skipif(silero_model() is None, reason="Silero VAD needs faster-whisper and onnxruntime")
+
+
+@needs_silero
+@pytest.mark.parametrize("seed", [0, 1])
+def test_non_speech_is_refused(seed):
+    for name, y in non_speech_sounds(seed=seed).items():
+        check = check_speech(y)
+        assert not check.is_speech, (name, check)
+        assert check.reason in ("silence", "tone", "noise", "no_voice")
+
+
+def test_short_or_quiet_is_silence():
+    assert check_speech(np.zeros(16_000, np.float32)).reason == "silence"
+    assert check_speech(np.zeros(0, np.float32)).reason == "silence"
+    assert check_speech(voiced_clip(seconds=0.1)).reason == "silence"  # under 0.2 s of sound
+    with pytest.raises(ValueError, match="16000"):
+        check_speech(np.zeros(8000, np.float32), sr=8000)
+
+
+@needs_silero
+def test_voice_like_vowels_pass():
+    for seed in range(3):
+        for f0 in (110.0, 220.0):
+            check = check_speech(voiced_clip(seconds=1.0, f0_hz=f0, seed=seed))
+            assert check.is_speech and check.silero_max is not None and check.silero_max > 0.5, check
+
+
+def _espeak(text: str, tmp_path: Path) -> np.ndarray:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    from emofuse.features.audio import load_audio
+
+    wav = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
+    return load_audio(wav)
+
+
+@needs_silero
+def test_speech_and_speech_in_noise_pass(tmp_path):
+    y = _espeak("Please tell me how you feel about the weather today.", tmp_path)
+    assert check_speech(y).is_speech
+    rng = np.random.default_rng(0)
+    for snr_db in (20, 10, 5, 0):
+        noise = rng.standard_normal(y.size)
+        noise *= np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
+        check = check_speech((y + noise).astype(np.float32))
+        assert check.is_speech, (snr_db, check)
+
+
+def test_without_silero_the_spectral_checks_decide(monkeypatch):
+    import emofuse.features.vad as vad
+
+    monkeypatch.setattr(vad, "silero_probabilities", lambda y: None)
+    sounds = non_speech_sounds()
+    assert vad.check_speech(sounds["tone_220hz"]).reason == "tone"
+    assert vad.check_speech(sounds["white_noise"]).reason == "noise"
+    assert vad.check_speech(sounds["silence"]).reason == "silence"
+    check = vad.check_speech(voiced_clip(seconds=1.0))
+    assert check.is_speech and check.vad == "spectral only"
+
+
+@pytest.mark.realdata
+def test_no_ravdess_clip_is_gated_out(real_data):
+    if silero_model() is None:
+        pytest.skip("Silero VAD needs faster-whisper and onnxruntime")
+    from emofuse.features.audio import load_audio
+
+    clips = sorted((real_data / "ravdess-speech-16k").glob("Actor_*/*.flac"))
+    assert len(clips) == 1440
+    refused = [(p.name, check_speech(load_audio(p)).reason) for p in clips]
+    refused = [r for r in refused if r[1] != "speech"]
+    assert refused == []
