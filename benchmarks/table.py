@@ -154,10 +154,62 @@ def leaky_split_tables() -> list[str]:
     return parts
 
 
+def face_robustness_table() -> list[str]:
+    path = RESULTS / "face_robustness.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    names = list(data["accuracy"])
+    lines = ["| corruption | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for corruption in [*data["corruptions"], "mean_corrupted", "worst"]:
+        cells = [data["accuracy"][n].get(corruption) for n in names]
+        best = max(c for c in cells if c is not None)
+        lines.append(f"| {corruption} | " + " | ".join(
+            (f"**{pct(c)}**" if c == best else pct(c)) for c in cells) + " |")
+    return ["\n### Face robustness: PrivateTest accuracy % under webcam corruptions "
+            "(`benchmarks/results/face_robustness.json`)\n", "\n".join(lines) + "\n"]
+
+
+def face_ensemble_tables() -> list[str]:
+    path = RESULTS / "face_ensemble.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    single = ["| model | one pass acc % | UA % | flip TTA acc % | UA % |", "|---|---|---|---|---|"]
+    for name, row in data["single"].items():
+        single.append(f"| {name} | {pct(row['none']['accuracy'])} | {pct(row['none']['ua'])} | "
+                      f"{pct(row['flip']['accuracy'])} | {pct(row['flip']['ua'])} |")
+    fused = ["| members | fusion | PrivateTest acc % | UA % | macro-F1 % |", "|---|---|---|---|---|"]
+    for row in sorted(data["fused"], key=lambda r: -r["accuracy"]):
+        fused.append(f"| {' + '.join(row['members'])} | {row['fusion']} | {pct(row['accuracy'])} | {pct(row['ua'])} | "
+                     f"{pct(row['macro_f1'])} |")
+    return ["\n### Face models alone and fused: fitted on PublicTest, scored on PrivateTest "
+            "(`benchmarks/results/face_ensemble.json`)\n", "\n".join(single) + "\n\n",
+            f"Fused (members with {data['fused'][0]['member_tta'] if data['fused'] else '-'} TTA):\n\n",
+            "\n".join(fused) + "\n"]
+
+
+def vad_table() -> list[str]:
+    path = RESULTS / "vad.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    gen = data["generated_non_speech"]
+    lines = ["| input | refused as not speech | passed as speech |", "|---|---|---|",
+             f"| generated non-speech ({len(gen['per_sound'])} sounds x {gen['n'] // len(gen['per_sound'])} seeds) | "
+             f"{gen['refused']}/{gen['n']} | {gen['n'] - gen['refused']}/{gen['n']} |"]
+    for condition, row in data["ravdess_speech"].items():
+        lines.append(f"| RAVDESS speech, {condition} | {row['n'] - row['passed']}/{row['n']} | {row['passed']}/{row['n']} |")
+    return ["\n### Speech or not (`benchmarks/results/vad.json`)\n",
+            f"Silero VAD {'on' if data['silero'] else 'off'}; {data['ms_per_audio_second']} ms per second of audio.\n\n",
+            "\n".join(lines) + "\n"]
+
+
 def render() -> str:
     parts = ["### Voice: RAVDESS (`benchmarks/results/voice_ravdess.json`)\n", voice_table(),
              *leaky_split_tables(),
              "\n### Face: FER2013 PrivateTest (`benchmarks/results/face_fer2013.json`)\n", face_table(),
+             *face_ensemble_tables(), *face_robustness_table(),
              "\n### Text: MELD, CARER, and RAVDESS's two sentences (`benchmarks/results/text.json`)\n", text_table()]
     voice_speed = RESULTS / "voice_speed.json"
     if voice_speed.exists():
@@ -172,6 +224,7 @@ def render() -> str:
     if (RESULTS / "face_speed.json").exists():
         parts += ["\n### Face speed, one CPU thread (`benchmarks/results/face_speed.json`)\n",
                   speed_table("face_speed.json", "detection_only,crop_classification,frame_detection_plus_classification")]
+    parts += vad_table()
     parts.append(whisper_speed())
     parts += serve_tables()
     parts += scale_tables()
