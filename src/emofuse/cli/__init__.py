@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from emofuse import __version__
-from emofuse.cli import data, demo, evaluate, export, predict, serve, study, train
+from emofuse.cli import data, demo, evaluate, export, predict, score, serve, study, train
 
 app = typer.Typer(
     name="emofuse",
@@ -34,6 +34,7 @@ data_app.command("protocols")(data.data_protocols)
 app.command("train")(train.train)
 export_app.command("onnx")(export.export_onnx)
 app.command("evaluate")(evaluate.evaluate)
+app.command("score")(score.score)
 app.command("models")(evaluate.models)
 app.command("study")(study.study)
 app.command("transcribe")(predict.transcribe)

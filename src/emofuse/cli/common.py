@@ -58,6 +58,13 @@ def err(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
 
 
+def warn(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold yellow]warning:[/] {escape(message)}")
+
+
 def stdout_console() -> Any:
     """Console for stdout; soft-wrapped so long file paths stay on one line (greppable, copyable)."""
     from rich.console import Console

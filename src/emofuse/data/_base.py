@@ -90,6 +90,13 @@ class Dataset:
         index = {label: i for i, label in enumerate(self.labels)}
         return np.fromiter((index[s.label] for s in self.samples), dtype=np.int64, count=len(self.samples))
 
+    def model_inputs(self) -> Any:
+        """What a model of this modality is fed, in sample order: the inline pixels ``(n, 48, 48)``
+        or texts when the dataset holds them, else the sample paths."""
+        if self.pixels is not None:
+            return self.pixels
+        return list(self.texts) if self.texts is not None else [s.path for s in self.samples]
+
     def subset(self, indices: Sequence[int] | Iterable[int]) -> Dataset:
         """A dataset of the given sample positions; label set and bad-file report are kept."""
         import numpy as np

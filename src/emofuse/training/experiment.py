@@ -219,9 +219,7 @@ def _inputs(dataset: Any, kind: str = "auto", *, progress: bool = False) -> Any:
             raise ConfigError(f"inputs: transcripts needs an audio dataset; {dataset.name} holds "
                               f"{'images' if dataset.pixels is not None else 'texts'}")
         return [t.text for t in transcribe_files([s.path for s in dataset.samples], progress=progress)]
-    if dataset.pixels is not None:
-        return dataset.pixels
-    return list(dataset.texts) if dataset.texts is not None else [s.path for s in dataset.samples]
+    return dataset.model_inputs()
 
 
 def _take(inputs: Any, idx: np.ndarray) -> Any:
