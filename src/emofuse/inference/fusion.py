@@ -32,5 +32,6 @@ def fuse(results: Mapping[str, ModalityResult]) -> ModalityResult:
     fused = fuse_members({name: np.asarray(r.probabilities, dtype=np.float64) for name, r in present.items()},
                          {name: tuple(r.labels) for name, r in present.items()}, strategy="mean", target=FUSED_LABELS)
     probs = np.asarray(fused.probabilities, dtype=np.float64).reshape(-1)
+    # Uncertain when every modality that answered is: one sure modality is enough to stand behind.
     return ModalityResult(status="ok", labels=FUSED_LABELS, probabilities=tuple(float(p) for p in probs),
-                          detail="mean of " + ", ".join(present))
+                          detail="mean of " + ", ".join(present), uncertain=all(r.uncertain for r in present.values()))

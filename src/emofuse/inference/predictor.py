@@ -22,6 +22,7 @@ import numpy as np
 
 from emofuse.errors import ConfigError, DataError
 from emofuse.features.audio import SAMPLE_RATE_HZ
+from emofuse.inference.calibration import Calibration
 from emofuse.inference.fusion import FUSED_LABELS, fuse
 from emofuse.inference.models import ModelInfo, read_card, shipped_model_dir
 from emofuse.inference.results import (
@@ -85,6 +86,17 @@ class Predictor:
         self.detector = detector
         self.config = config or PredictorConfig()
         self.sources = dict(sources or {})
+        # Each model's temperature and uncertainty threshold, from the calibration in its card.
+        self.calibrations = {modality: Calibration.from_card(read_card(source)[0] if source else {})
+                             for modality, source in self.sources.items()}
+
+    def _answers(self, modality: str, probs: Any) -> list[tuple[tuple[float, ...], bool]]:
+        """Each row of ``probs`` calibrated, with whether it is uncertain."""
+        calibration = self.calibrations.get(modality) or Calibration()
+        if len(probs) == 0:
+            return []
+        calibrated = calibration.apply(np.asarray(probs, dtype=np.float64))
+        return [(_floats(p), bool(u)) for p, u in zip(calibrated, calibration.uncertain(calibrated), strict=True)]
 
     # -- construction --------------------------------------------------------------------------
 
@@ -192,9 +204,10 @@ class Predictor:
                 probs, adapted_from = self.voice.predict_proba(clips), np.zeros(len(batch), dtype=int)
             else:
                 probs, adapted_from = self.voice.predict_proba_for_speaker(clips, speaker, update=update_speaker)
-            for i, p, a in zip(batch, probs, adapted_from, strict=True):
+            for i, (p, unsure), a in zip(batch, self._answers("voice", probs), adapted_from, strict=True):
                 detail = f"adapted to the speaker from {a} clip(s) heard" if a else ""
-                results[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p), detail=detail)
+                results[i] = ModalityResult(status="ok", labels=labels, probabilities=p, detail=detail,
+                                            uncertain=unsure)
         return [r for r in results if r is not None]
 
     def speech_check(self, y: np.ndarray) -> Any:
@@ -221,11 +234,11 @@ class Predictor:
         probs = self.face.predict_proba(np.stack([found[i].faces[0].crop for i in with_face])) if with_face else []
         labels = tuple(self.face.labels_)
         out = [status_only("no_face", "no face found in the image") for _ in images]
-        for i, p in zip(with_face, probs, strict=True):
+        for i, (p, unsure) in zip(with_face, self._answers("face", probs), strict=True):
             face, (width, height) = found[i].faces[0], found[i].image_size
             box = FaceBoxOut(x=face.box.x, y=face.box.y, width=face.box.width, height=face.box.height,
                              score=face.box.score, image_width=width, image_height=height)
-            out[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p), box=box,
+            out[i] = ModalityResult(status="ok", labels=labels, probabilities=p, box=box, uncertain=unsure,
                                     detail=f"{len(found[i].faces)} face(s); the largest is classified")
         return out
 
@@ -238,8 +251,9 @@ class Predictor:
         if present:
             labels = tuple(self.text_model.labels_)
             probs = self.text_model.predict_proba([texts[i].strip() for i in present])
-            for i, p in zip(present, probs, strict=True):
-                out[i] = ModalityResult(status="ok", labels=labels, probabilities=_floats(p), text=texts[i].strip())
+            for i, (p, unsure) in zip(present, self._answers("words", probs), strict=True):
+                out[i] = ModalityResult(status="ok", labels=labels, probabilities=p, text=texts[i].strip(),
+                                        uncertain=unsure)
         return out
 
     def transcribe(self, y: np.ndarray) -> tuple[ModalityResult, list[Segment]]:

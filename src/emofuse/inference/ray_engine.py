@@ -224,6 +224,8 @@ def result_schema(label_sets: Mapping[str, tuple[str, ...]]) -> Any:
             return pa.int64()
         if column in ("start_s", "end_s") or column.endswith("_confidence") or "_p_" in column:
             return pa.float64()
+        if column.endswith("_uncertain"):
+            return pa.bool_()
         return pa.string()
 
     return pa.schema([(c, kind(c)) for c in (*flat_columns(label_sets), *KEY_COLUMNS)])

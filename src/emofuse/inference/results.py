@@ -3,7 +3,8 @@
 Every modality always has a :class:`ModalityResult`, whether or not it could answer; ``status`` says
 which:
 
-* ``ok``: ``probabilities`` hold the model's answer;
+* ``ok``: ``probabilities`` hold the model's answer (calibrated; ``uncertain`` when its confidence
+  is below the model's threshold);
 * ``no_face``: an image or frame without a face; ``no_speech``: audio without speech (or a video
   without an audio track); ``non_english``: the transcriber heard a language the text model can't read;
 * ``unreadable``: the input of this modality could not be decoded (``detail`` says why);
@@ -43,6 +44,9 @@ class ModalityResult:
     detail: str = ""
     box: FaceBoxOut | None = None  # face: the face the probabilities are for
     text: str | None = None  # words: what was read or heard
+    # The calibrated confidence is below the model's threshold: on held-out data, answers this
+    # unconfident were wrong more often than right (inference.calibration).
+    uncertain: bool = False
 
     @property
     def ok(self) -> bool:
@@ -60,6 +64,7 @@ class ModalityResult:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"status": self.status, "label": self.label, "confidence": self.confidence,
+                               "uncertain": self.uncertain,
                                "probabilities": dict(zip(self.labels, self.probabilities, strict=True))}
         if self.detail:
             out["detail"] = self.detail

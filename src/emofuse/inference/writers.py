@@ -44,10 +44,11 @@ def write_jsonl(results: Iterable[FileResult], stream: IO[str]) -> Iterator[File
 
 def flat_columns(label_sets: Mapping[str, tuple[str, ...]]) -> list[str]:
     """The flat table's columns: ``path, kind, status, problem, start_s, end_s``, then per modality and
-    fused ``{name}_status, {name}_label, {name}_confidence, {name}_p_{label}...``, then ``words_text``."""
+    fused ``{name}_status, {name}_label, {name}_confidence, {name}_uncertain, {name}_p_{label}...``, then
+    ``words_text``."""
     header = ["path", "kind", "status", "problem", "start_s", "end_s"]
     for name in COLUMNS:
-        header += [f"{name}_status", f"{name}_label", f"{name}_confidence"]
+        header += [f"{name}_status", f"{name}_label", f"{name}_confidence", f"{name}_uncertain"]
         header += [f"{name}_p_{label}" for label in label_sets.get(name, ())]
     header.append("words_text")
     return header
@@ -62,6 +63,7 @@ def flat_rows(result: FileResult, label_sets: Mapping[str, tuple[str, ...]]) -> 
             flat[f"{name}_status"] = m["status"]
             flat[f"{name}_label"] = m["label"]
             flat[f"{name}_confidence"] = m["confidence"]
+            flat[f"{name}_uncertain"] = m.get("uncertain", False) if m["status"] == "ok" else None
             for label in label_sets.get(name, ()):
                 flat[f"{name}_p_{label}"] = m["probabilities"].get(label)
         flat["words_text"] = row["words"].get("text")
@@ -89,9 +91,10 @@ class CsvWriter:
 
 
 def summary_cell(m: Mapping[str, Any]) -> str:
-    """``happy 0.82`` for an answer, the status otherwise."""
+    """``happy 0.82`` for an answer (``uncertain: happy 0.31`` below the model's threshold), the status otherwise."""
     if m["status"] == "ok":
-        return f"{m['label']} {m['confidence']:.2f}"
+        answer = f"{m['label']} {m['confidence']:.2f}"
+        return f"uncertain: {answer}" if m.get("uncertain") else answer
     return m["status"]
 
 

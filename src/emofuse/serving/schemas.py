@@ -21,6 +21,9 @@ class ModalityOut(BaseModel):
     status: str = Field(description="ok, no_face, no_speech, non_english, unreadable, absent or unavailable")
     label: str | None = None
     confidence: float | None = None
+    uncertain: bool = Field(False, description="the calibrated confidence is below the model's threshold: on "
+                                               "held-out data, answers this unconfident were wrong more often "
+                                               "than right")
     probabilities: dict[str, float] = Field(default_factory=dict, description="in the model's label order")
     detail: str | None = None
     box: BoxOut | None = Field(None, description="face: the face the probabilities are for")

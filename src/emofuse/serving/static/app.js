@@ -24,7 +24,10 @@ function renderModality(container, result) {
   const rows = container.querySelector(".rows");
   const status = container.querySelector(".status");
   container.dataset.status = result.status;
-  status.textContent = result.status === "ok" ? "" : result.status.replace("_", " ") + (result.detail ? ": " + result.detail : "");
+  container.dataset.uncertain = result.status === "ok" && result.uncertain ? "true" : "false";
+  status.textContent = result.status === "ok"
+    ? (result.uncertain ? "uncertain: too unsure to trust" : "")
+    : result.status.replace("_", " ") + (result.detail ? ": " + result.detail : "");
   const probs = result.probabilities || {};
   const labels = Object.keys(probs);
   if (rows.dataset.labels !== labels.join(",")) { // build the rows once per label set
@@ -66,9 +69,9 @@ function drawBox(face) {
   const b = face.box; const sx = canvas.width / b.image_width; const sy = canvas.height / b.image_height;
   ctx.strokeStyle = "#2ecc71"; ctx.lineWidth = 2;
   ctx.strokeRect(b.x * sx, b.y * sy, b.width * sx, b.height * sy);
-  ctx.fillStyle = "rgba(0,0,0,.6)"; ctx.fillRect(b.x * sx, b.y * sy - 18, 110, 18);
+  ctx.fillStyle = "rgba(0,0,0,.6)"; ctx.fillRect(b.x * sx, b.y * sy - 18, face.uncertain ? 160 : 110, 18);
   ctx.fillStyle = "#fff"; ctx.font = "12px sans-serif";
-  ctx.fillText(`${face.label} ${(100 * face.confidence).toFixed(0)}%`, b.x * sx + 4, b.y * sy - 5);
+  ctx.fillText(`${face.uncertain ? "unsure: " : ""}${face.label} ${(100 * face.confidence).toFixed(0)}%`, b.x * sx + 4, b.y * sy - 5);
 }
 
 function drawTimeline(canvas, points, labels, span) {
@@ -271,7 +274,7 @@ async function upload(event) {
   }
 }
 
-function cell(m) { return `<td>${m.status === "ok" ? `${m.label} ${(100 * m.confidence).toFixed(0)}%` : m.status}</td>`; }
+function cell(m) { return `<td>${m.status === "ok" ? `${m.uncertain ? "uncertain: " : ""}${m.label} ${(100 * m.confidence).toFixed(0)}%` : m.status}</td>`; }
 
 $("start").addEventListener("click", start);
 $("stop").addEventListener("click", stop);
