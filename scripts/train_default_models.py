@@ -11,6 +11,9 @@ numbers measured on data it never saw, and written as ``model.safetensors`` + ``
         --fer2013 ../shared/data/fer2013 --face-epochs 16 --runs ~/.cache/emofuse/runs
     python scripts/train_default_models.py text --meld ../shared/data/meld-text
     python scripts/train_default_models.py voice-whisper --ravdess ../shared/data/ravdess-speech-16k   # shipped
+    # Temperature and "uncertain" threshold of a shipped model, fitted on held-out data (inference.calibration)
+    python scripts/train_default_models.py calibrate --which-model voice --ravdess ../shared/data/ravdess-speech-16k
+    python scripts/train_default_models.py calibrate --which-model face --fer2013 ../shared/data/fer2013
 
 voice-whisper (the shipped voice model since version 2): ``voice_whisper_tiny``, a head on the frozen
 Whisper tiny.en encoder; C is chosen on actors 17-20, the result measured on 21-24, and the shipped
@@ -304,6 +307,67 @@ def train_text(meld: str, runs: Path, seed: int) -> dict[str, Any]:
     }
 
 
+def _pooled(run_dir: Path, name: str) -> tuple[Any, Any]:
+    """Probabilities and targets of every fold's ``name`` (predictions.npz or val_predictions.npz), stacked."""
+    import numpy as np
+
+    probs, targets = [], []
+    for path in sorted((run_dir / "folds").glob(f"*/{name}")):
+        with np.load(path, allow_pickle=False) as data:
+            probs.append(data["probs"])
+            targets.append(data["y_true"])
+    return np.concatenate(probs), np.concatenate(targets)
+
+
+def calibrate_voice(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
+    """The shipped voice head's recipe (same C) on every ravdess-6fold fold: temperature and threshold
+    fitted on the folds' validation actors, ECE measured on their test actors (all 24, each once)."""
+    from emofuse.inference.calibration import fit_calibration, with_test_ece
+    from emofuse.training.experiment import ExperimentConfig, run_experiment
+
+    card = json.loads((ASSETS / "voice" / "card.json").read_text())
+    run_dir = runs / "voice_whisper_tiny-ravdess-6fold-calibration"
+    run_experiment(ExperimentConfig.from_dict({
+        "model": card["registry_model"], "data": {"ravdess": ravdess}, "protocol": "ravdess-6fold",
+        "out": str(run_dir), "seed": seed, "model_params": {"C": card["recipe"]["C"]}}),
+        resume=True, progress=True, save_val_predictions=True)
+    labels = card["labels"]
+    val_probs, val_y = _pooled(run_dir, "val_predictions.npz")
+    test_probs, test_y = _pooled(run_dir, "predictions.npz")
+    calibration = with_test_ece(
+        fit_calibration(val_probs, val_y, labels, fitted_on="validation actors of the six ravdess-6fold folds "
+                                                            f"({len(val_y)} predictions of heads with the shipped C)"),
+        test_probs, test_y, tested_on=f"test actors of the six ravdess-6fold folds (all 24 actors, {len(test_y)} clips)")
+    card["calibration"] = calibration.to_dict()
+    card["calibration_command"] = ("python scripts/train_default_models.py calibrate --which-model voice "
+                                   f"--ravdess {_portable(ravdess, 'ravdess')} --seed {seed}")
+    return card
+
+
+def calibrate_face(fer2013: str) -> dict[str, Any]:
+    """The shipped face model's temperature and threshold fitted on PublicTest, ECE measured on PrivateTest."""
+    from emofuse.data import load_dataset
+    from emofuse.inference.calibration import fit_calibration, with_test_ece
+    from emofuse.models import load_model
+
+    card = json.loads((ASSETS / "face" / "card.json").read_text())
+    model = load_model(ASSETS / "face")
+    dataset = load_dataset("fer2013", fer2013)
+    inputs, targets = dataset.model_inputs(), dataset.label_indices()
+    split_probs = {}
+    for split in ("PublicTest", "PrivateTest"):
+        idx = [i for i, sample in enumerate(dataset.samples) if sample.split == split]
+        X = inputs[idx] if hasattr(inputs, "shape") else [inputs[i] for i in idx]
+        split_probs[split] = (model.predict_proba(X), targets[idx])
+    calibration = with_test_ece(
+        fit_calibration(*split_probs["PublicTest"], card["labels"], fitted_on="FER2013 PublicTest (3,589)"),
+        *split_probs["PrivateTest"], tested_on="FER2013 PrivateTest (3,589)")
+    card["calibration"] = calibration.to_dict()
+    card["calibration_command"] = ("python scripts/train_default_models.py calibrate --which-model face "
+                                   f"--fer2013 {_portable(fer2013, 'fer2013')}")
+    return card
+
+
 def _clean(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "model.json", "card.json", "MODEL_CARD.md"):
@@ -321,7 +385,8 @@ def write_card(card: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=("voice", "voice-whisper", "face", "text", "cards"))
+    parser.add_argument("which", choices=("voice", "voice-whisper", "face", "text", "cards", "calibrate"))
+    parser.add_argument("--which-model", choices=("voice", "face"), help="calibrate: which shipped model")
     parser.add_argument("--meld", default=str(REPO.parent / "shared" / "data" / "meld-text"))
     parser.add_argument("--ravdess", default=str(REPO.parent / "shared" / "data" / "ravdess-speech-16k"))
     parser.add_argument("--fer2013", default=str(REPO.parent / "shared" / "data" / "fer2013"))
@@ -338,6 +403,14 @@ def main(argv: list[str] | None = None) -> int:
                 write_card(json.loads(path.read_text()))
         return 0
     runs = Path(args.runs)
+    if args.which == "calibrate":
+        if args.which_model is None:
+            parser.error("calibrate needs --which-model voice or face")
+        card = (calibrate_voice(args.ravdess, runs, args.seed) if args.which_model == "voice"
+                else calibrate_face(args.fer2013))
+        print(f"{args.which_model}: {card['calibration']}", flush=True)
+        write_card(card)
+        return 0
     if args.which == "voice":
         card = train_voice(args.ravdess, runs, args.seed)
     elif args.which == "voice-whisper":

@@ -111,3 +111,19 @@ def test_fine_tuned_model_loads_without_the_package(monkeypatch, tmp_path):
     assert Path(tmp_path / "m" / "model.safetensors").stat().st_size < 20_000_000
     flipped = loaded.predict_proba(X, tta="flip")
     np.testing.assert_allclose(flipped.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_folded_batch_norms_give_the_same_answers():
+    net = fe.FaceEffNet(7, side=64).eval()
+    generator = torch.Generator().manual_seed(0)
+    for module in net.modules():  # statistics unlike the defaults, so folding has something to do
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2, generator=generator)
+            module.running_var.uniform_(0.5, 1.5, generator=generator)
+            module.weight.data.uniform_(0.5, 1.5, generator=generator)
+    folded = net.for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is untouched
+    x = torch.rand(4, 1, 48, 48, generator=generator)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), net(x), atol=1e-3, rtol=1e-3)

@@ -100,6 +100,17 @@ def render_model_card(card: dict[str, Any]) -> str:
     if tta:
         lines += ["Test-time augmentation (not used by `predict` or the live page, which run one pass): "
                   + ", ".join(f"{how} {_pct(value)} accuracy" for how, value in tta.items()) + ".", ""]
+    cal = card.get("calibration")
+    if cal:
+        lines += ["## Calibration", "",
+                  f"Probabilities are temperature-scaled (T = {cal['temperature']:g}, fitted on {cal['fitted_on']}). "
+                  f"An answer whose calibrated confidence is below {cal['uncertain_below']:.2f} is shown as "
+                  "uncertain: on that held-out data, answers this unconfident were wrong more often than right.", ""]
+        if cal.get("ece_before") is not None:
+            lines += [f"Expected calibration error on {cal['tested_on']}: {cal['ece_before']:.3f} before, "
+                      f"{cal['ece_after']:.3f} after.", ""]
+        if card.get("calibration_command"):
+            lines += ["```bash", card["calibration_command"], "```", ""]
     spk = card.get("speaker_adaptation")
     if spk:
         lines += ["## Speaker adaptation", "",

@@ -158,7 +158,7 @@ class TorchFaceClassifier:
         check_fitted(self)
         faces = as_faces(X)
         device = resolve_device(self.train.device)
-        net = self.net_.to(device).eval()
+        net = self._inference_net().to(device).eval()
         out = []
         try:
             with torch.no_grad():
@@ -170,6 +170,13 @@ class TorchFaceClassifier:
         finally:
             net.cpu()
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.labels_)))
+
+    def _inference_net(self) -> Any:
+        """``net_`` as prediction runs it (batch norms folded where the network can), made once per ``net_``."""
+        cached = getattr(self, "inference_net_", None)
+        if cached is None or cached[0] is not self.net_:
+            self.inference_net_ = (self.net_, self.net_.for_inference())
+        return self.inference_net_[1]
 
     def save(self, directory: str | Path) -> None:
         check_fitted(self)

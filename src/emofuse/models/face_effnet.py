@@ -256,3 +256,36 @@ class FaceEffNet(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.backbone(self.prepare(x))
+
+    def for_inference(self) -> FaceEffNet:
+        """A copy for prediction with the batch norms folded away (:func:`fold_batch_norms`)."""
+        return fold_batch_norms(self)
+
+
+def fold_batch_norms(net: FaceEffNet) -> FaceEffNet:
+    """An inference copy of ``net`` with every batch norm folded into the convolution before it.
+
+    ``conv -> bn`` in eval mode is one affine map per channel, so it becomes one convolution with a
+    bias: the same outputs (to float rounding) for a quarter fewer operations on the CPU. The copy
+    is for prediction only (its batch norms are gone); ``net`` is unchanged.
+    """
+    import copy
+
+    folded = copy.deepcopy(net).eval()
+    pairs: list[tuple[nn.Module, str, str]] = [(folded.backbone, "_conv_stem", "_bn0"),
+                                              (folded.backbone, "_conv_head", "_bn1")]
+    for block in folded.backbone._blocks:
+        if block.has_expand:
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    with torch.no_grad():
+        for owner, conv_name, bn_name in pairs:
+            conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (out channels,)
+            fused = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                               padding=conv.padding, groups=conv.groups, bias=True)
+            fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+            fused.bias.copy_(bn.bias - bn.running_mean * scale)
+            setattr(owner, conv_name, fused)
+            setattr(owner, bn_name, nn.Identity())
+    return folded.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

@@ -32,6 +32,10 @@ class _FaceNet(nn.Module):
     def init_pretrained(self) -> None:
         """Networks trained from scratch start from their random initialisation."""
 
+    def for_inference(self) -> _FaceNet:
+        """The network prediction runs (itself: nothing to fold)."""
+        return self
+
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         side = x.shape[-1]
         if side > self.crop:
