@@ -31,10 +31,10 @@ def block_inputs(paths: list, model: str, blocks: int) -> list[np.ndarray]:
     """Per clip, the float16 ``(frames, d)`` states entering the top ``blocks`` blocks (trimmed clip)."""
     from emofuse._progress import track
     from emofuse.features.whisper import encode_batch, load_whisper_encoder
-    from emofuse.models.voice_whisper import WhisperFeatures, _prepare
+    from emofuse.models.voice_whisper import WhisperFeatures, prepare_waveform
 
     encoder = load_whisper_encoder(model)
-    waves = [_prepare(p, WhisperFeatures(models=(model,))) for p in paths]
+    waves = [prepare_waveform(p, WhisperFeatures(models=(model,))) for p in paths]
     order = sorted(range(len(paths)), key=lambda i: len(waves[i]))
     out: list[np.ndarray] = [np.zeros(0)] * len(paths)
     batches = [order[s : s + 8] for s in range(0, len(order), 8)]

@@ -114,11 +114,11 @@ def run_pipeline_check(keep: Path | None = None) -> None:
     from sklearn.preprocessing import StandardScaler
 
     from emofuse.data import get_protocol, load_fer2013, load_ravdess
-    from emofuse.data._media import decode_audio
     from emofuse.data.inspect import summarize
     from emofuse.data.synthetic import make_fer2013_csv, make_ravdess
     from emofuse.evaluation.metrics import compute_metrics, summarize_folds
     from emofuse.evaluation.results import FoldResult, ResultRecord
+    from emofuse.features.audio import load_audio
 
     console = Console()
     with tempfile.TemporaryDirectory(prefix="emofuse-demo-") as tmp:
@@ -136,7 +136,7 @@ def run_pipeline_check(keep: Path | None = None) -> None:
 
         protocol = get_protocol("ravdess-6fold")
         folds = protocol.folds(ravdess)
-        features = np.stack([band_energies(decode_audio(s.path)[0].mean(axis=1)) for s in ravdess.samples])
+        features = np.stack([band_energies(load_audio(s.path)) for s in ravdess.samples])
         y = ravdess.label_indices()
         table = Table(title=f"{protocol.name}: spectral-band logistic regression on the synthetic sample")
         for column in ("fold", "train/val/test clips", "test actors", "WA", "UA", "macro-F1"):

@@ -20,7 +20,7 @@ from emofuse.errors import EmofuseError
 from emofuse.export import OnnxModel, export_onnx
 from emofuse.export.onnx import build_graph
 from emofuse.models import MODELS, create_model, load_model
-from emofuse.models._linear import StandardisedLogReg
+from emofuse.models.linear import StandardisedLogReg
 
 pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")

@@ -16,7 +16,7 @@ import pytest
 
 from emofuse.errors import EmofuseError
 from emofuse.labels import BASIC7, FER7, RAVDESS8
-from emofuse.models._base import NotFittedError
+from emofuse.models.base import NotFittedError
 
 pytest.importorskip("torch")
 face_peer = pytest.importorskip("emofuse.models.face_peer")

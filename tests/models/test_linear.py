@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emofuse.models._linear import StandardisedLogReg, ridge_fit
+from emofuse.models.linear import StandardisedLogReg, ridge_fit
 
 
 @pytest.mark.parametrize("n_features", [40, 10])  # more features than samples (the kernel), fewer (the Gram matrix)

@@ -210,7 +210,7 @@ def test_mfcc_statistics_beside_the_whisper_states(tmp_path):
 def test_heldout_validation_probabilities_come_from_heads_that_never_saw_those_clips():
     """With ``refit_with_val`` the final head learns the validation clips, so its own validation
     probabilities are in-sample; fusion gets those of the head fitted before the refit instead."""
-    from emofuse.models._linear import StandardisedLogReg
+    from emofuse.models.linear import StandardisedLogReg
 
     rng = np.random.default_rng(1)
     table, labels, speakers = _emotion_and_speaker_table(rng)
@@ -287,7 +287,7 @@ def _noisy_views(rng: np.random.Generator, n: int = 600, d: int = 6):
 
 def test_test_time_augmentation_averages_the_clips_speed_copies(tmp_path):
     from emofuse.models import create_model, load_model
-    from emofuse.models._linear import StandardisedLogReg
+    from emofuse.models.linear import StandardisedLogReg
 
     tables, targets = _noisy_views(np.random.default_rng(3))
     labels = [("calm", "angry")[t] for t in targets]
@@ -330,7 +330,7 @@ def test_test_time_augmentation_averages_the_clips_speed_copies(tmp_path):
 
 
 def test_validation_views_must_match_the_validation_features():
-    from emofuse.models._linear import fit_logreg_select
+    from emofuse.models.linear import fit_logreg_select
 
     x, t = np.eye(4), np.array([0, 1, 0, 1])
     with pytest.raises(ConfigError, match="val_views"):

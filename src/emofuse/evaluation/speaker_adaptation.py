@@ -25,7 +25,7 @@ from emofuse.data import Dataset, get_protocol
 from emofuse.errors import ConfigError
 from emofuse.evaluation.metrics import compute_metrics, summarize_folds
 from emofuse.evaluation.results import FoldResult, ResultRecord
-from emofuse.models._linear import fit_logreg_select
+from emofuse.models.linear import fit_logreg_select
 from emofuse.models.voice_whisper import SpeakerNormaliser, VoiceWhisper
 
 

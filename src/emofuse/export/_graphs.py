@@ -48,7 +48,7 @@ class ColumnMap(nn.Module):
 
 
 class LogRegHead(nn.Module):
-    """:class:`emofuse.models._linear.StandardisedLogReg` as torch ops: standardise, linear, softmax,
+    """:class:`emofuse.models.linear.StandardisedLogReg` as torch ops: standardise, linear, softmax,
     then scatter into the label set (a class never seen in training keeps probability 0)."""
 
     mean: torch.Tensor

@@ -112,13 +112,13 @@ def _preprocessor(kind: str, sidecar: dict[str, Any]) -> Callable[[Sequence[Any]
         return voice_stats
     if kind == "whisper":
         from emofuse.features.whisper import whisper_log_mel
-        from emofuse.models.voice_whisper import WhisperFeatures, _prepare
+        from emofuse.models.voice_whisper import WhisperFeatures, prepare_waveform
 
         whisper = WhisperFeatures.from_dict(meta["features"])
         n_mels = int(sidecar["inputs"][0]["shape"][1])  # mel (batch, n_mels, frames)
 
         def whisper_mel(X: Sequence[Any]) -> dict[str, np.ndarray]:
-            mel, lengths = _pad([whisper_log_mel(_prepare(x, whisper), n_mels=n_mels) for x in X])
+            mel, lengths = _pad([whisper_log_mel(prepare_waveform(x, whisper), n_mels=n_mels) for x in X])
             return {"mel": mel, "lengths": lengths}
 
         return whisper_mel

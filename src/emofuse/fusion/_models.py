@@ -1,6 +1,6 @@
 """Fusion strategies as classifiers of the registry (``fusion_mean``, ``fusion_weighted``, ...).
 
-They follow the model contract of :mod:`emofuse.models._base`, with one difference in what ``X``
+They follow the model contract of :mod:`emofuse.models.base`, with one difference in what ``X``
 is: a :class:`FusionInput`, the members' probabilities for the same samples. ``fit(X, y, labels=...)``
 learns from ``X`` what the strategy needs (per-member temperatures, weights, the stacker); pass it
 the members' predictions on *validation* data, never on test data.
@@ -24,7 +24,7 @@ from emofuse.fusion._core import (
     fit_temperature,
     present_rows,
 )
-from emofuse.models._base import check_fitted, label_targets
+from emofuse.models.base import check_fitted, label_targets
 
 
 @dataclass(frozen=True)
@@ -390,7 +390,7 @@ class StackingFusion(LateFusion):
 
     def fit(self, X: FusionInput, y: Sequence[str], *, labels: Sequence[str], X_val: Any = None,
             y_val: Any = None, groups: Sequence[Any] | np.ndarray | None = None, **_: Any) -> StackingFusion:
-        from emofuse.models._linear import StandardisedLogReg
+        from emofuse.models.linear import StandardisedLogReg
 
         del X_val, y_val
         _check_input(X, self.name)
@@ -446,7 +446,7 @@ class StackingFusion(LateFusion):
         """For each C, every row's probabilities from a stacker that never saw its sample (nor, with
         speaker groups, its speaker): ``row_fold`` is each row's fold (a row left unscored, when a
         fold cannot be fitted, is uniform)."""
-        from emofuse.models._linear import StandardisedLogReg
+        from emofuse.models.linear import StandardisedLogReg
 
         out = []
         for C in Cs:
@@ -497,7 +497,7 @@ class StackingFusion(LateFusion):
                         meta={**self._meta(), "selected_C": self.C_, "stacker_kept": self.stacker_kept_})
 
     def _restore(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        from emofuse.models._linear import StandardisedLogReg
+        from emofuse.models.linear import StandardisedLogReg
 
         super()._restore(arrays, meta)
         self.C_ = float(meta["selected_C"])

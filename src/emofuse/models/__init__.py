@@ -4,7 +4,7 @@
 >>> model.fit(paths, labels, labels=RAVDESS8, X_val=val_paths, y_val=val_labels)
 >>> model.predict_proba(test_paths)  # (n, 8), columns in RAVDESS8 order
 
-Every model follows the contract in :mod:`emofuse.models._base`.
+Every model follows the contract in :mod:`emofuse.models.base`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from emofuse.errors import EmofuseError
-from emofuse.models._base import Classifier, NotFittedError
+from emofuse.models.base import Classifier, NotFittedError
 
 
 @dataclass(frozen=True)

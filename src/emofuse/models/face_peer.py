@@ -44,7 +44,7 @@ from torch import nn
 
 from emofuse.errors import EmofuseError
 from emofuse.labels import FER7, UnknownLabelError, align_probabilities
-from emofuse.models._base import check_fitted, label_targets
+from emofuse.models.base import check_fitted, label_targets
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 
 FaceInput = str | Path | np.ndarray

@@ -17,8 +17,8 @@ import numpy as np
 from emofuse.errors import ConfigError, checked_options
 from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, log_mel, mfcc, trim_silence, utterance_stats
 from emofuse.features.cache import FeatureCache
-from emofuse.models._base import check_fitted, label_targets
-from emofuse.models._linear import StandardisedLogReg
+from emofuse.models.base import check_fitted, label_targets
+from emofuse.models.linear import StandardisedLogReg
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig
 

@@ -19,8 +19,8 @@ import numpy as np
 from emofuse.errors import ConfigError, checked_options
 from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, trim_silence
 from emofuse.features.cache import FeatureCache
-from emofuse.models._base import check_fitted, label_targets
-from emofuse.models._linear import StandardisedLogReg, fit_logreg_select
+from emofuse.models.base import check_fitted, label_targets
+from emofuse.models.linear import StandardisedLogReg, fit_logreg_select
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 
 AudioInput = str | Path | np.ndarray
@@ -94,7 +94,8 @@ def speed_perturb(y: np.ndarray, factor: float) -> np.ndarray:
     return soxr.resample(y, round(SAMPLE_RATE_HZ * factor), SAMPLE_RATE_HZ).astype(np.float32)
 
 
-def _prepare(item: AudioInput, features: WhisperFeatures, *, speed: float = 1.0) -> np.ndarray:
+def prepare_waveform(item: AudioInput, features: WhisperFeatures, *, speed: float = 1.0) -> np.ndarray:
+    """A clip as the Whisper features take it: decoded at 16 kHz, checked, trimmed, sped up or down."""
     if isinstance(item, str | Path):
         y = load_audio(item, sample_rate_hz=SAMPLE_RATE_HZ)
     else:
@@ -172,7 +173,7 @@ def _encoded(items: Sequence[AudioInput], features: WhisperFeatures, *, model: s
         todo.append(i)
     if todo:
         encoder = load_whisper_encoder(model, device=device)
-        waves = {i: _prepare(items[i], features, speed=speed) for i in todo}
+        waves = {i: prepare_waveform(items[i], features, speed=speed) for i in todo}
         order = sorted(todo, key=lambda i: len(waves[i]))
         batches = [order[s : s + features.batch_size] for s in range(0, len(order), features.batch_size)]
         for batch in track(batches, description=f"Whisper {model}", total=len(batches), enabled=progress):

@@ -24,7 +24,7 @@ import numpy as np
 
 from emofuse.errors import ConfigError
 from emofuse.features.cache import FeatureCache
-from emofuse.models._base import check_fitted, label_targets
+from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.voice_whisper import AudioInput, WhisperFeatures, frame_states
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig

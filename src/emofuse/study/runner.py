@@ -141,9 +141,9 @@ def has_heldout_val_predictions(run_dir: Path) -> bool:
 
 def _fits_on_validation(experiment: Any) -> bool:
     from emofuse.models import create_model
-    from emofuse.training.experiment import _model_params, fits_on_validation
+    from emofuse.training.experiment import fits_on_validation, resolved_model_params
 
-    return fits_on_validation(create_model(experiment.model, **_model_params(experiment)))
+    return fits_on_validation(create_model(experiment.model, **resolved_model_params(experiment)))
 
 
 def reuse_run(source: Path, cell_dir: Path, experiment: dict[str, Any]) -> None:
@@ -169,10 +169,10 @@ def ensure_val_predictions(cell_dir: Path, *, progress: bool = False) -> None:
     """Write ``val_predictions.npz`` for every finished fold that lacks it, from the fold's saved model."""
     from emofuse.training.experiment import (
         ExperimentConfig,
-        _dataset,
-        _inputs,
-        _runtime_options,
-        _take,
+        load_protocol_data,
+        model_inputs_for,
+        runtime_options,
+        take_rows,
         validation_probabilities,
         write_predictions,
     )
@@ -184,14 +184,14 @@ def ensure_val_predictions(cell_dir: Path, *, progress: bool = False) -> None:
     from emofuse.models import load_model
 
     experiment = ExperimentConfig.from_dict(json.loads((cell_dir / "config.json").read_text())["experiment"])
-    dataset, protocol = _dataset(experiment, progress)
+    dataset, protocol = load_protocol_data(experiment, progress)
     folds = {f.name: f for f in protocol.folds(dataset, seed=0)}
-    inputs = _inputs(dataset)
+    inputs = model_inputs_for(dataset)
     for fold_dir in missing:
         fold = folds[fold_dir.name]
-        model = load_model(fold_dir / "model", **_runtime_options(experiment.model))
+        model = load_model(fold_dir / "model", **runtime_options(experiment.model))
         # A loaded model that fits on its validation data has no held-out predictions left: an error.
-        write_predictions(fold_dir / "val_predictions.npz", validation_probabilities(model, _take(inputs, fold.val)),
+        write_predictions(fold_dir / "val_predictions.npz", validation_probabilities(model, take_rows(inputs, fold.val)),
                           fold.val, dataset)
 
 

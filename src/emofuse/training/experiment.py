@@ -74,7 +74,7 @@ class RunExistsError(EmofuseError):
     pass
 
 
-def _model_params(config: ExperimentConfig) -> dict[str, Any]:
+def resolved_model_params(config: ExperimentConfig) -> dict[str, Any]:
     import inspect
 
     from emofuse.models import MODELS
@@ -87,7 +87,7 @@ def _model_params(config: ExperimentConfig) -> dict[str, Any]:
     return params
 
 
-def _runtime_options(model: str) -> dict[str, Any]:
+def runtime_options(model: str) -> dict[str, Any]:
     """Options that change how fast a run goes, never its result: voice features and text embeddings
     come from the disk cache."""
     import inspect
@@ -102,7 +102,7 @@ def _runtime_options(model: str) -> dict[str, Any]:
     return {"cache": FeatureCache() if spec.modality == "audio" else EmbeddingCache()}
 
 
-def _dataset(config: ExperimentConfig, progress: bool) -> Any:
+def load_protocol_data(config: ExperimentConfig, progress: bool) -> Any:
     from emofuse.data import get_protocol, load_dataset
 
     protocol = get_protocol(config.protocol)
@@ -137,7 +137,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         stored = json.loads((out / "config.json").read_text())["experiment"]
         if stored != config.to_dict():
             raise RunExistsError(f"{out} holds a run with a different config; --resume continues it only unchanged")
-    dataset, protocol = _dataset(config, progress)
+    dataset, protocol = load_protocol_data(config, progress)
     folds = all_folds = protocol.folds(dataset, seed=0)
     if config.folds is not None:
         unknown = sorted(set(config.folds) - {f.name for f in folds})
@@ -150,7 +150,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
             raise ConfigError(f"fold(s) {', '.join(unknown)} are not among this run's folds "
                               f"({', '.join(f.name for f in folds)})")
     train_sets = _training_clips(config, all_folds)
-    params = _model_params(config)
+    params = resolved_model_params(config)
     probe = create_model(config.model, **params)  # validates every parameter before any work
     distributed.barrier()  # every process has checked --out before rank 0 writes into it
     if is_main:
@@ -164,7 +164,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
             handle.write(git_commit() + "\n")
         write_json(out / "labels.json", list(dataset.labels))
 
-    inputs = _inputs(dataset, config.inputs, progress=progress)
+    inputs = model_inputs_for(dataset, config.inputs, progress=progress)
     labels = [s.label for s in dataset.samples]
     for fold in folds:
         fold_dir = out / "folds" / fold.name
@@ -172,16 +172,16 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
             continue  # finished before an interruption, or another process's
         fold_dir.mkdir(parents=True, exist_ok=True)  # every process: the log and state paths point here
         train_idx = train_sets[fold.name]
-        model = create_model(config.model, **params, **_runtime_options(config.model), progress=progress)
+        model = create_model(config.model, **params, **runtime_options(config.model), progress=progress)
         start = time.perf_counter()
-        model.fit(_take(inputs, train_idx), [labels[i] for i in train_idx], labels=dataset.labels,
-                  X_val=_take(inputs, fold.val), y_val=[labels[i] for i in fold.val],
+        model.fit(take_rows(inputs, train_idx), [labels[i] for i in train_idx], labels=dataset.labels,
+                  X_val=take_rows(inputs, fold.val), y_val=[labels[i] for i in fold.val],
                   log_path=fold_dir / "log.jsonl", state_dir=fold_dir / "state")  # type: ignore[call-arg]
         train_seconds = time.perf_counter() - start
         if is_main:  # the processes hold the same trained model; one scores and saves it
-            probs = model.predict_proba(_take(inputs, fold.test))
+            probs = model.predict_proba(take_rows(inputs, fold.test))
             if save_val_predictions:
-                write_predictions(fold_dir / "val_predictions.npz", validation_probabilities(model, _take(inputs, fold.val)),
+                write_predictions(fold_dir / "val_predictions.npz", validation_probabilities(model, take_rows(inputs, fold.val)),
                                   fold.val, dataset, heldout=fits_on_validation(model))
             model.save(fold_dir / "model")
             _write_fold(fold_dir, model, fold.test, probs, dataset, train_seconds, len(train_idx))
@@ -209,7 +209,7 @@ def _training_clips(config: ExperimentConfig, folds: Sequence[Any]) -> dict[str,
     return chosen
 
 
-def _inputs(dataset: Any, kind: str = "auto", *, progress: bool = False) -> Any:
+def model_inputs_for(dataset: Any, kind: str = "auto", *, progress: bool = False) -> Any:
     """What models are fed: inline pixels (fer2013.csv) or texts (MELD, CARER) when the dataset holds
     them, else file paths; with ``kind="transcripts"``, what Whisper hears in each audio file."""
     if kind == "transcripts":
@@ -222,7 +222,7 @@ def _inputs(dataset: Any, kind: str = "auto", *, progress: bool = False) -> Any:
     return dataset.model_inputs()
 
 
-def _take(inputs: Any, idx: np.ndarray) -> Any:
+def take_rows(inputs: Any, idx: np.ndarray) -> Any:
     return inputs[idx] if isinstance(inputs, np.ndarray) else [inputs[i] for i in idx]
 
 
@@ -338,8 +338,8 @@ def evaluate_run(run_dir: str | Path, *, data: Mapping[str, str] | None = None, 
         raise EmofuseError(f"{run_dir}: not a run directory (no config.json)")
     experiment = json.loads((run_dir / "config.json").read_text())["experiment"]
     config = ExperimentConfig.from_dict({**experiment, "data": {**experiment["data"], **(data or {})}})
-    dataset, protocol = _dataset(config, progress)
-    inputs = _inputs(dataset, config.inputs, progress=progress)
+    dataset, protocol = load_protocol_data(config, progress)
+    inputs = model_inputs_for(dataset, config.inputs, progress=progress)
     y_all = dataset.label_indices()
     rows = []
     for fold in protocol.folds(dataset, seed=0):
@@ -347,7 +347,7 @@ def evaluate_run(run_dir: str | Path, *, data: Mapping[str, str] | None = None, 
         if not (fold_dir / "model" / "model.json").is_file():
             continue
         model = load_model(fold_dir / "model")
-        probs = model.predict_proba(_take(inputs, fold.test))
+        probs = model.predict_proba(take_rows(inputs, fold.test))
         m = compute_metrics(y_all[fold.test], probs=probs, labels=dataset.labels)
         stored = json.loads((fold_dir / "metrics.json").read_text())
         rows.append({"fold": fold.name, "n_test": m.n, "wa": m.wa, "ua": m.ua, "f1": m.macro_f1,
