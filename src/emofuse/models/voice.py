@@ -79,7 +79,7 @@ def featurize(items: Sequence[AudioInput], features: VoiceFeatures, *, cache: Fe
     together, Kaldi-style), cached under its own key: training augmentation computed once.
     """
     from emofuse._progress import track
-    from emofuse.training.augment import speed_perturb
+    from emofuse.features.corrupt import speed_perturb
 
     def compute(y: np.ndarray) -> np.ndarray:
         if speed != 1.0:

@@ -19,6 +19,7 @@ import numpy as np
 from emofuse.errors import ConfigError, checked_options
 from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, trim_silence
 from emofuse.features.cache import FeatureCache
+from emofuse.features.corrupt import speed_perturb
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg, fit_logreg_select
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
@@ -87,13 +88,6 @@ class WhisperFeatures:
                 "top_db": self.top_db, "version": FEATURE_VERSION}
 
 
-def speed_perturb(y: np.ndarray, factor: float) -> np.ndarray:
-    """``y`` played ``factor`` times faster (tempo and pitch together, as Kaldi's speed perturbation)."""
-    import soxr
-
-    return soxr.resample(y, round(SAMPLE_RATE_HZ * factor), SAMPLE_RATE_HZ).astype(np.float32)
-
-
 def prepare_waveform(item: AudioInput, features: WhisperFeatures, *, speed: float = 1.0) -> np.ndarray:
     """A clip as the Whisper features take it: decoded at 16 kHz, checked, trimmed, sped up or down."""
     if isinstance(item, str | Path):
@@ -103,7 +97,7 @@ def prepare_waveform(item: AudioInput, features: WhisperFeatures, *, speed: floa
         if y.ndim != 1 or not np.isfinite(y).all():
             raise ValueError(f"a waveform must be finite 1-D mono audio at {SAMPLE_RATE_HZ} Hz, got shape {y.shape}")
     if speed != 1.0:
-        y = speed_perturb(y, speed)
+        y = speed_perturb(y, factor=speed)
     if features.trim:
         y = trim_silence(y, sr=SAMPLE_RATE_HZ, top_db=features.top_db)
     if len(y) < 800:  # under 50 ms: pad with silence so the encoder has a few frames

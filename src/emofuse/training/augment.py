@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from emofuse.errors import EmofuseError, checked_options
+from emofuse.features.corrupt import speed_perturb
 
 _RANGE_FIELDS = ("noise_snr_db", "gain_db", "speed", "pitch_semitones")
 _INT_FIELDS = ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins")
@@ -209,21 +210,6 @@ class WaveformAugmenter:
                     y = transform(y, sample_rate=self.sample_rate_hz)
         # The transforms keep finite input finite (noise on silence has zero power); this is a cheap guard.
         return np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
-
-
-def speed_perturb(y: np.ndarray, *, factor: float, sr: int) -> np.ndarray:
-    """Kaldi-style speed perturbation: (samples,) -> (round(samples / factor),).
-
-    Resampling from ``sr`` to ``sr / factor`` and playing the result back at ``sr`` speeds the clip up
-    by ``factor``: tempo and pitch change together, as when a tape runs fast.
-    """
-    import soxr
-
-    if factor <= 0:
-        raise ValueError(f"speed factor must be > 0, got {factor}")
-    if factor == 1.0:
-        return y
-    return np.asarray(soxr.resample(y, sr, sr / factor, quality="HQ"), dtype=np.float32)
 
 
 def spec_augment(x: torch.Tensor, config: AugmentConfig, *, generator: torch.Generator) -> torch.Tensor:
