@@ -8,8 +8,9 @@ Each fold's model is fitted on the fold's clean training and validation actors, 
 test actors clean and under each corruption of ``emofuse.features.corrupt``: gain -20 / -10 / +6 /
 +12 dB (a louder clip clips), peak normalisation to -1 dBFS, telephone band (8 kHz, 300-3400 Hz),
 Opus at 12 kbit/s and MP3 at 32 kbit/s (PyAV), a synthetic room (RT60 0.6 s), white noise at
-20 / 10 / 5 dB SNR, and speaking rate 0.9x / 1.1x. Models: ``shipped`` (the shipped voice model's
-recipe, its card's C) and any registry voice model. ``--limit-per-fold N`` scores N test clips per
+20 / 10 / 5 dB SNR, and speaking rate 0.9x / 1.1x. Models (``--model``, repeatable): ``shipped``
+(the shipped voice model's recipe, its card's C), any registry voice model, or either with
+parameters, e.g. ``shipped={"features": {"speech_crop": true, "loudness_dbfs": -23}}``. ``--limit-per-fold N`` scores N test clips per
 fold (every k-th in protocol order), a reduced run the results say they are. Writes
 ``benchmarks/results/voice_robustness.json``.
 """
@@ -57,21 +58,25 @@ CORRUPTIONS: dict[str, Corruption] = {
 }
 
 
-def model_for(name: str) -> tuple[str, dict]:
-    """Registry name and parameters: ``shipped`` is the shipped voice model's recipe."""
+def model_for(spec: str) -> tuple[str, dict]:
+    """Registry name and parameters of ``NAME`` or ``NAME=JSON`` (parameters for ``create_model``):
+    ``shipped`` is the shipped voice model's recipe (its card's C)."""
+    name, _, overrides = spec.partition("=")
+    params = json.loads(overrides) if overrides else {}
     if name != "shipped":
-        return name, {}
+        return name, params
     folder = shipped_model_dir("voice")
     if folder is None:
         raise SystemExit("no shipped voice model in this install")
     card = json.loads((folder / "card.json").read_text())
-    return card["registry_model"], {"C": card["recipe"]["C"]} if "C" in card.get("recipe", {}) else {}
+    return card["registry_model"], {"C": card["recipe"]["C"], **params}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="RAVDESS speech (any copy emofuse reads)")
-    parser.add_argument("--models", default="shipped", help="comma-separated: shipped and/or registry voice models")
+    parser.add_argument("--model", action="append", default=[],
+                        help="shipped, a registry voice model, or NAME=JSON parameters (repeatable; default shipped)")
     parser.add_argument("--limit-per-fold", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=str(RESULTS))
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = [s.path for s in dataset.samples]
     targets = dataset.label_indices()
     out: dict[str, dict] = {}
-    for spec in args.models.split(","):
+    for spec in args.model or ["shipped"]:
         registry, params = model_for(spec)
         probs: dict[str, list[np.ndarray]] = {c: [] for c in CORRUPTIONS}
         y_true: list[np.ndarray] = []

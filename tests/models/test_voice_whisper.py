@@ -337,3 +337,27 @@ def test_validation_views_must_match_the_validation_features():
         fit_logreg_select(x, t, ["a", "b"], C=1.0, C_grid=(), max_iter=10, val=(x, t), name="m", val_views=[x[:2]])
     with pytest.raises(ConfigError, match="val_views"):
         fit_logreg_select(x, t, ["a", "b"], C=1.0, C_grid=(), max_iter=10, val=None, name="m", val_views=[x])
+
+
+def test_speech_crop_and_loudness_normalisation():
+    """``speech_crop`` keeps the span Silero hears as speech even under noise (where an energy trim
+    keeps everything); ``loudness_dbfs`` makes a quiet and a loud copy of a clip the same input."""
+    from emofuse.data.synthetic import voiced_clip
+    from emofuse.features.vad import silero_model
+    from emofuse.models.voice_whisper import WhisperFeatures, prepare_waveform
+
+    if silero_model() is None:
+        pytest.skip("Silero VAD needs faster-whisper and onnxruntime")
+    rng = np.random.default_rng(0)
+    voice = voiced_clip(seconds=1.0)
+    clip = np.concatenate([np.zeros(16_000, np.float32), voice, np.zeros(16_000, np.float32)])
+    noisy = (clip + 0.01 * rng.standard_normal(clip.size)).astype(np.float32)
+    trimmed = prepare_waveform(noisy, WhisperFeatures())
+    cropped = prepare_waveform(noisy, WhisperFeatures(speech_crop=True))
+    assert len(trimmed) > 2.5 * 16_000  # the noise floor is never 40 dB below the voice: nothing trimmed
+    assert 0.9 * 16_000 < len(cropped) < 1.5 * 16_000
+    level = WhisperFeatures(loudness_dbfs=-23.0)
+    quiet, loud = prepare_waveform(clip * 0.05, level), prepare_waveform(clip, level)
+    np.testing.assert_allclose(quiet, loud, atol=1e-4)
+    assert 20 * np.log10(np.sqrt(np.mean(loud.astype(np.float64) ** 2))) == pytest.approx(-23.0, abs=0.1)
+    assert "speech_crop" not in WhisperFeatures().cache_settings("tiny.en")  # old cache keys unchanged

@@ -88,6 +88,21 @@ def silero_probabilities(y: np.ndarray) -> np.ndarray | None:
     return np.asarray(model(padded), dtype=np.float64).reshape(-1)
 
 
+def speech_span(y: np.ndarray, *, threshold: float = STRONG_SPEECH, pad_seconds: float = 0.1) -> tuple[int, int] | None:
+    """Sample range ``(start, stop)`` from the first to the last 32 ms window Silero hears as speech
+    (probability >= ``threshold``), widened by ``pad_seconds`` each side; None without Silero or speech.
+
+    Unlike an energy trim it holds in noise, where nothing is quieter than the noise floor."""
+    probs = silero_probabilities(y)
+    if probs is None:
+        return None
+    voiced = np.flatnonzero(probs >= threshold)
+    if not len(voiced):
+        return None
+    pad = int(pad_seconds * SAMPLE_RATE_HZ)
+    return max(0, int(voiced[0]) * SILERO_WINDOW - pad), min(len(y), (int(voiced[-1]) + 1) * SILERO_WINDOW + pad)
+
+
 def _frames(y: np.ndarray, size: int, hop: int) -> np.ndarray:
     if len(y) < size:
         y = np.pad(y, (0, size - len(y)))

@@ -42,7 +42,10 @@ class WhisperFeatures:
     ``attention``: the frames themselves are kept (averaged in groups of ``frame_stride``, 20 ms
     each) and the model learns how to pool them (``voice_whisper_attn``).
     ``trim`` drops leading and trailing silence first (RAVDESS clips open with about a second of it),
-    so only frames of real audio are pooled.
+    so only frames of real audio are pooled. ``speech_crop`` crops instead to the span Silero VAD
+    hears as speech (an energy trim keeps everything once noise fills the silence), falling back to
+    the energy trim where it hears none; ``loudness_dbfs`` then scales the clip to that RMS level, so
+    a quiet and a loud recording of one voice give the encoder the same input.
     """
 
     models: tuple[str, ...] = ("tiny.en",)
@@ -52,6 +55,8 @@ class WhisperFeatures:
     top_db: float = 40.0
     batch_size: int = 8
     frame_stride: int = 2
+    speech_crop: bool = False
+    loudness_dbfs: float | None = None
 
     def __post_init__(self) -> None:
         from emofuse.features.whisper import POOLINGS
@@ -81,11 +86,13 @@ class WhisperFeatures:
 
     def cache_settings(self, model: str) -> dict[str, Any]:
         """What the cached array of one model depends on (not the layer choice: all layers are stored)."""
+        # The two later options enter the key only when on, so the arrays cached before them stay valid.
+        extra = {k: v for k, v in (("speech_crop", self.speech_crop), ("loudness_dbfs", self.loudness_dbfs)) if v}
         if self.pooling == "attention":
             return {"kind": "whisper_frames", "model": model, "frame_stride": self.frame_stride, "trim": self.trim,
-                    "top_db": self.top_db, "version": FEATURE_VERSION}
+                    "top_db": self.top_db, "version": FEATURE_VERSION, **extra}
         return {"kind": "whisper", "model": model, "pooling": self.pooling, "trim": self.trim,
-                "top_db": self.top_db, "version": FEATURE_VERSION}
+                "top_db": self.top_db, "version": FEATURE_VERSION, **extra}
 
 
 def prepare_waveform(item: AudioInput, features: WhisperFeatures, *, speed: float = 1.0) -> np.ndarray:
@@ -98,8 +105,19 @@ def prepare_waveform(item: AudioInput, features: WhisperFeatures, *, speed: floa
             raise ValueError(f"a waveform must be finite 1-D mono audio at {SAMPLE_RATE_HZ} Hz, got shape {y.shape}")
     if speed != 1.0:
         y = speed_perturb(y, factor=speed)
-    if features.trim:
+    span = None
+    if features.speech_crop:
+        from emofuse.features.vad import speech_span
+
+        span = speech_span(y)
+        if span is not None:
+            y = y[span[0] : span[1]]
+    if features.trim and span is None:
         y = trim_silence(y, sr=SAMPLE_RATE_HZ, top_db=features.top_db)
+    if features.loudness_dbfs is not None:
+        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
+        if rms > 0:
+            y = np.clip(y * (10 ** (features.loudness_dbfs / 20) / rms), -1.0, 1.0).astype(np.float32)
     if len(y) < 800:  # under 50 ms: pad with silence so the encoder has a few frames
         y = np.pad(y, (0, 800 - len(y)))
     return y[: 30 * SAMPLE_RATE_HZ]  # the encoder's window; longer audio is chunked by callers
