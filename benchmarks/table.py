@@ -189,6 +189,27 @@ def face_ensemble_tables() -> list[str]:
             "\n".join(fused) + "\n"]
 
 
+def voice_robustness_table() -> list[str]:
+    path = RESULTS / "voice_robustness.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    names = list(data["models"])
+    short = {n: (n if len(n) < 40 else n[:37] + "...") for n in names}
+    lines = ["| condition | " + " | ".join(short[n] for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for condition in data["corruptions"]:
+        lines.append(f"| {condition} | " + " | ".join(pct(data["models"][n]["conditions"][condition]["ua"])
+                                                     for n in names) + " |")
+    for key, title in (("mean_corrupted_ua", "mean over corruptions"), ("worst_ua", "worst")):
+        lines.append(f"| **{title}** | " + " | ".join(pct(data["models"][n][key]) for n in names) + " |")
+    n_test = data["models"][names[0]]["n_test"] if names else 0
+    reduced = (f"a reduced run: {data['limit_per_fold']} test clips per fold, {n_test} in all, so a cell moves by "
+               "about 5 points by chance" if data.get("limit_per_fold") else f"all {n_test} test clips")
+    return ["\n### Voice robustness: UA % on `ravdess-6fold` test folds under corruptions "
+            "(`benchmarks/results/voice_robustness.json`)\n", f"Models: {', '.join(f'`{n}`' for n in names)}; "
+            f"{reduced}.\n\n", "\n".join(lines) + "\n"]
+
+
 def vad_table() -> list[str]:
     path = RESULTS / "vad.json"
     if not path.exists():
@@ -224,6 +245,7 @@ def render() -> str:
     if (RESULTS / "face_speed.json").exists():
         parts += ["\n### Face speed, one CPU thread (`benchmarks/results/face_speed.json`)\n",
                   speed_table("face_speed.json", "detection_only,crop_classification,frame_detection_plus_classification")]
+    parts += voice_robustness_table()
     parts += vad_table()
     parts.append(whisper_speed())
     parts += serve_tables()
