@@ -167,3 +167,22 @@ def test_upload_shows_the_result(page: Any, media: dict[str, Path]) -> None:
     page.wait_for_selector("#upload-status[data-kind='error']", timeout=20_000)
     assert "422" in page.inner_text("#upload-status")
 
+
+
+def test_transcript_never_cuts_a_line_and_a_late_face_is_marked_stale(page: Any) -> None:
+    """Many transcripts scroll the box to its end with whole lines only; a face answer older than
+    1.5 s greys the face bars and says how old it is; an uncertain answer says so."""
+    page.evaluate("""() => { for (let k = 0; k < 12; k++)
+        onMessage({ data: JSON.stringify({ type: "transcript", text: "utterance number " + k + " of a long talk" }) }); }""")
+    box = page.evaluate("""() => { const t = document.getElementById('transcript');
+        return { top: t.scrollTop, client: t.clientHeight, height: t.scrollHeight, lines: t.querySelectorAll('p').length }; }""")
+    assert box["lines"] == 12 and box["height"] > box["client"]  # it scrolled
+    assert box["client"] % 20 == 0 and round(box["top"]) % 20 == 0  # whole 20 px lines at the top edge
+    page.wait_for_function("performance.now() > 2000")
+    page.evaluate("""() => { window.emofuse.lastFaceAt = 1;
+        renderModality(document.getElementById('bars-face'), { status: 'ok', label: 'sad', confidence: 0.31,
+            uncertain: true, probabilities: { sad: 0.31, happy: 0.3 } });
+        updateRates(); }""")
+    assert page.get_attribute("#bars-face", "data-uncertain") == "true"
+    assert page.get_attribute("#bars-face", "data-stale") == "true"
+    assert "last face answer" in page.inner_text("#bars-face .status")

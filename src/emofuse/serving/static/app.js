@@ -6,6 +6,7 @@ const COLORS = { neutral: "#8c8c8c", calm: "#7fb3d5", happy: "#f1c40f", sad: "#2
   fear: "#8e44ad", disgust: "#27ae60", surprise: "#e67e22", love: "#e84393" };
 const TIMELINE_SECONDS = 60;
 const FRAME_INTERVAL_MS = 50; // up to 20 frames a second; the server answers about the newest one
+const STALE_FACE_MS = 1500; // no face answer for this long: the face bars are marked stale
 const AUDIO_CHUNK = 4096; // samples per audio message (256 ms at 16 kHz)
 
 const $ = (id) => document.getElementById(id);
@@ -140,6 +141,11 @@ function onMessage(event) {
 
 function updateRates() {
   const now = performance.now();
+  // A face that has not been answered for a while is shown as stale, not as if it were current.
+  const face = $("bars-face");
+  const stale = state.lastFaceAt > 0 && now - state.lastFaceAt > STALE_FACE_MS;
+  face.dataset.stale = stale ? "true" : "false";
+  if (stale) face.querySelector(".status").textContent = `waiting: last face answer ${((now - state.lastFaceAt) / 1000).toFixed(1)} s ago`;
   state.faceTimes = state.faceTimes.filter((t) => t > now - 2000);
   $("face-fps").textContent = (state.faceTimes.length / 2).toFixed(1);
   state.voiceTimes = state.voiceTimes.filter((t) => t > now - 5000);
