@@ -28,6 +28,7 @@ from emofuse._io import write_json  # noqa: E402
 from emofuse.data.synthetic import draw_face  # noqa: E402
 from emofuse.evaluation.results import git_commit  # noqa: E402
 from emofuse.features.face import FaceDetector  # noqa: E402
+from emofuse.inference.models import shipped_model_dir  # noqa: E402
 from emofuse.labels import FER7  # noqa: E402
 from emofuse.models import MODELS, create_model, load_model  # noqa: E402
 
@@ -51,7 +52,7 @@ def model_for(name: str, runs: Path | None):
             return load_model(candidate), str(candidate)
     faces = np.stack([draw_face(label, seed=i) for i in range(3) for label in FER7])
     labels = [label for _ in range(3) for label in FER7]
-    kwargs = {"train": {"epochs": 1, "batch_size": 16}} if name in ("face_cnn", "face_resnet") else {}
+    kwargs = {"train": {"epochs": 1, "batch_size": 16}} if name in ("face_cnn", "face_resnet", "face_effnet") else {}
     return create_model(name, **kwargs).fit(faces, labels, labels=FER7, X_val=faces, y_val=labels), "quick fit"
 
 
@@ -84,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     one = found[0].crop[None] if found else draw_face("happy")[None]  # (1, 48, 48)
     crop_ms, frame_ms = {}, {}
     runs = Path(args.runs) if args.runs else None
-    for name, spec in MODELS.items():
-        if spec.modality != "image":
-            continue
-        model, origin = model_for(name, runs)
+    candidates = [(name, *model_for(name, runs)) for name, spec in MODELS.items() if spec.modality == "image"]
+    shipped = shipped_model_dir("face")
+    if shipped is not None:  # the model predict and the live page run
+        model = load_model(shipped)
+        candidates.insert(0, (f"shipped ({model.name})", model, str(shipped)))
+    for name, model, origin in candidates:
         crop_ms[name] = {**timed(lambda m=model, c=one: m.predict_proba(c), args.repeats), "model_from": origin}
         if getattr(model, "tta", False):  # ten-crop TTA costs 10 forward passes: time the single view too
             crop_ms[f"{name} (no TTA)"] = timed(lambda m=model, c=one: m.predict_proba(c, tta=False), args.repeats)

@@ -50,6 +50,7 @@ VOICE_PARAMS: dict[str, Any] = {
 }
 # face_effnet's registry defaults are the recipe; the script fixes the epochs and the device.
 FACE_PARAMS: dict[str, Any] = {"train": {"epochs": 16, "patience": 16, "device": "cpu"}}
+MODELS_FACE_SIDE = 96  # face_effnet's input side (its registry default)
 
 LICENCES = {
     "ravdess": "RAVDESS (Livingstone & Russo, 2018, https://doi.org/10.1371/journal.pone.0196391) is licensed "
@@ -152,6 +153,7 @@ def train_face(fer2013: str, runs: Path, seed: int, epochs: int, threads: int) -
     for name in ("model.safetensors", "model.json"):
         shutil.copy2(model_dir / name, out / name)
     labels = json.loads((run_dir / "labels.json").read_text())
+    _face_benchmark_record(run_dir, epochs=epochs, threads=threads, flip=flip)
     return {
         "name": "face", "registry_model": "face_effnet", "modality": "image", "version": "2",
         "labels": labels,
@@ -172,6 +174,20 @@ def train_face(fer2013: str, runs: Path, seed: int, epochs: int, threads: int) -
                    f"--seed {seed} --runs ~/.cache/emofuse/runs",
         "total_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _face_benchmark_record(run_dir: Path, *, epochs: int, threads: int, flip: float) -> None:
+    """The shipped face model's run as a row of benchmarks/results/face_fer2013.json."""
+    from dataclasses import replace
+
+    from emofuse.evaluation.results import read_results, write_results
+
+    record = read_results(run_dir / "results.json")[0]
+    side = MODELS_FACE_SIDE
+    write_results(REPO / "benchmarks" / "results" / "face_fer2013.json", [replace(
+        record, variant=f"default model: {epochs} epochs, {side} px, all Training",
+        notes=f"scripts/train_default_models.py face --face-epochs {epochs} --threads {threads} "
+              f"({record.train_seconds / 3600:.1f} h on {record.device}); flip TTA {100 * flip:.1f} %")])
 
 
 def _face_tta_accuracy(model: Any, fer2013: str) -> float:
