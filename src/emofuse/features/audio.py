@@ -565,3 +565,16 @@ def utterance_stats(feats: npt.ArrayLike) -> np.ndarray:
     return np.concatenate(
         [feats.mean(axis=1), feats.std(axis=1), feats.min(axis=1), feats.max(axis=1)]
     ).astype(np.float32)
+
+
+def load_waveform(item: str | Path | np.ndarray, *, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """A path is decoded, mixed to mono and resampled (:func:`load_audio`); an array is taken as mono
+    audio at ``sample_rate_hz`` and checked: 1-D and finite. What every voice model reads its input with."""
+    if isinstance(item, str | Path):
+        return load_audio(item, sample_rate_hz=sample_rate_hz)
+    y = np.asarray(item, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"a waveform must be 1-D mono audio at {sample_rate_hz} Hz, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError("waveform has non-finite samples (NaN or inf)")
+    return y

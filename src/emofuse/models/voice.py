@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 
 from emofuse.errors import ConfigError, checked_options
-from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, log_mel, mfcc, trim_silence, utterance_stats
+from emofuse.features.audio import (
+    SAMPLE_RATE_HZ,
+    load_audio,
+    load_waveform,
+    log_mel,
+    mfcc,
+    trim_silence,
+    utterance_stats,
+)
 from emofuse.features.cache import FeatureCache
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg
@@ -57,18 +65,6 @@ class VoiceFeatures:
         if self.kind == "mfcc":
             return mfcc(y, sr=self.sample_rate_hz, n_mfcc=self.n_mfcc, n_mels=self.n_mels, hop_length=self.hop_length)
         return log_mel(y, sr=self.sample_rate_hz, n_mels=self.n_mels, hop_length=self.hop_length)
-
-
-def load_waveform(item: AudioInput, *, sample_rate_hz: int) -> np.ndarray:
-    """A path is decoded, mixed to mono and resampled; an array is taken as mono audio at ``sample_rate_hz``."""
-    if isinstance(item, str | Path):
-        return load_audio(item, sample_rate_hz=sample_rate_hz)
-    y = np.asarray(item, dtype=np.float32)
-    if y.ndim != 1:
-        raise ValueError(f"a waveform must be 1-D mono audio at {sample_rate_hz} Hz, got shape {y.shape}")
-    if not np.isfinite(y).all():
-        raise ValueError("waveform has non-finite samples (NaN or inf)")
-    return y
 
 
 def featurize(items: Sequence[AudioInput], features: VoiceFeatures, *, cache: FeatureCache | None,

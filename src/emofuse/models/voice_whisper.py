@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from emofuse.errors import ConfigError, checked_options
-from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, trim_silence
+from emofuse.features.audio import SAMPLE_RATE_HZ, load_waveform, trim_silence
 from emofuse.features.cache import FeatureCache
 from emofuse.features.corrupt import speed_perturb
 from emofuse.models.base import check_fitted, label_targets
@@ -97,12 +97,7 @@ class WhisperFeatures:
 
 def prepare_waveform(item: AudioInput, features: WhisperFeatures, *, speed: float = 1.0) -> np.ndarray:
     """A clip as the Whisper features take it: decoded at 16 kHz, checked, trimmed, sped up or down."""
-    if isinstance(item, str | Path):
-        y = load_audio(item, sample_rate_hz=SAMPLE_RATE_HZ)
-    else:
-        y = np.asarray(item, dtype=np.float32)
-        if y.ndim != 1 or not np.isfinite(y).all():
-            raise ValueError(f"a waveform must be finite 1-D mono audio at {SAMPLE_RATE_HZ} Hz, got shape {y.shape}")
+    y = load_waveform(item, sample_rate_hz=SAMPLE_RATE_HZ)
     if speed != 1.0:
         y = speed_perturb(y, factor=speed)
     span = None
