@@ -107,6 +107,23 @@ def test_contract(name, cases, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(X_val), probs, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_offers_the_whole_classifier_surface(name):
+    """What callers rely on without looking at the class (emofuse.models.base.Classifier)."""
+    import inspect
+    import json
+
+    from emofuse.models.base import Classifier
+
+    model = _make(name)
+    assert isinstance(model, Classifier) and model.name == name
+    json.dumps(model.get_params())  # recorded in every run's config.json
+    fit = inspect.signature(type(model).fit).parameters
+    assert {"labels", "X_val", "y_val"} <= set(fit)
+    assert {"log_path", "state_dir"} <= set(fit) or any(p.kind is p.VAR_KEYWORD for p in fit.values())
+    assert isinstance(inspect.getattr_static(type(model), "load"), classmethod)
+
+
 def test_a_class_missing_from_training_still_gets_a_column(cases):
     (X, y), (X_val, _y_val), _ = cases["audio"]
     keep = [i for i, label in enumerate(y) if label != "angry"]

@@ -29,15 +29,29 @@ class NotFittedError(EmofuseError):
 
 @runtime_checkable
 class Classifier(Protocol):
+    """What every registry model offers, and what callers (the experiment runner, the study, the
+    Predictor, the contract test) may rely on without looking at the class."""
+
     name: str
     labels_: tuple[str, ...]
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters that make this model what it is (JSON-serialisable; recorded in runs)."""
+        ...
+
     def fit(self, X: Sequence[Any], y: Sequence[str], *, labels: Sequence[str],
-            X_val: Sequence[Any] | None = None, y_val: Sequence[str] | None = None) -> Classifier: ...
+            X_val: Sequence[Any] | None = None, y_val: Sequence[str] | None = None,
+            log_path: str | Path | None = None, state_dir: str | Path | None = None) -> Classifier:
+        """Learn; ``log_path`` (JSON lines per epoch) and ``state_dir`` (resumable training state) are
+        used by models that train epoch by epoch and ignored by the others."""
+        ...
 
     def predict_proba(self, X: Sequence[Any]) -> np.ndarray: ...
 
     def save(self, directory: str | Path) -> None: ...
+
+    @classmethod
+    def load(cls, directory: str | Path, **kwargs: Any) -> Classifier: ...
 
 
 def label_targets(y: Sequence[str], labels: Sequence[str]) -> np.ndarray:

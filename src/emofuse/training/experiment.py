@@ -156,7 +156,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {"experiment": config.to_dict(),
-                                         "model_resolved": probe.get_params(),  # type: ignore[attr-defined]
+                                         "model_resolved": probe.get_params(),
                                          "protocol": {"name": protocol.name, "description": protocol.description,
                                                       "speaker_independent": protocol.speaker_independent,
                                                       "leaky": protocol.leaky}})
@@ -176,7 +176,7 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         start = time.perf_counter()
         model.fit(take_rows(inputs, train_idx), [labels[i] for i in train_idx], labels=dataset.labels,
                   X_val=take_rows(inputs, fold.val), y_val=[labels[i] for i in fold.val],
-                  log_path=fold_dir / "log.jsonl", state_dir=fold_dir / "state")  # type: ignore[call-arg]
+                  log_path=fold_dir / "log.jsonl", state_dir=fold_dir / "state")
         train_seconds = time.perf_counter() - start
         if is_main:  # the processes hold the same trained model; one scores and saves it
             probs = model.predict_proba(take_rows(inputs, fold.test))
