@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from emofuse.errors import ConfigError, DataError
-from emofuse.inference.fusion import fuse
+from emofuse.inference.fusion import fuse_modalities
 from emofuse.inference.media import media_kind
 from emofuse.inference.predictor import Predictor
 from emofuse.inference.results import FileResult, Prediction, status_only
@@ -71,7 +71,7 @@ def predict_files(predictor: Predictor, paths: Sequence[str | Path], *, progress
             words = predictor.transcribe(y)[0] if transcribe else status_only("unavailable", "speech-to-text off")  # type: ignore[arg-type]
             modalities = {"voice": by_path[path], "face": status_only("absent"), "words": words}
             yield FileResult(path=str(path), kind="audio", status="ok",
-                             prediction=Prediction(modalities=modalities, fused=fuse(modalities)))
+                             prediction=Prediction(modalities=modalities, fused=fuse_modalities(modalities)))
         pending.clear()
 
     for path in track(files, description="predicting", total=len(files), enabled=progress):

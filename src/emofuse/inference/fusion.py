@@ -18,7 +18,7 @@ from emofuse.labels import BASIC7
 FUSED_LABELS: tuple[str, ...] = BASIC7
 
 
-def fuse(results: Mapping[str, ModalityResult]) -> ModalityResult:
+def fuse_modalities(results: Mapping[str, ModalityResult]) -> ModalityResult:
     """The fused answer over every ``ok`` modality in ``results``: ``(len(BASIC7),)`` probabilities."""
     import numpy as np
 

@@ -6,7 +6,7 @@
 
 Every component is injected (``Predictor(voice=..., face=..., text_model=..., transcriber=...)``), so
 tests and the service can use any model that follows the classifier contract. A missing component
-makes its modality ``unavailable``; fusion (:func:`emofuse.inference.fusion.fuse`) uses the others.
+makes its modality ``unavailable``; fusion (:func:`emofuse.inference.fusion.fuse_modalities`) uses the others.
 The Predictor holds no per-request state: one instance serves many threads at once (the torch
 models run under ``no_grad`` and the face detector serialises its own calls).
 """
@@ -23,7 +23,7 @@ import numpy as np
 from emofuse.errors import ConfigError, DataError
 from emofuse.features.audio import SAMPLE_RATE_HZ
 from emofuse.inference.calibration import Calibration
-from emofuse.inference.fusion import FUSED_LABELS, fuse
+from emofuse.inference.fusion import FUSED_LABELS, fuse_modalities
 from emofuse.inference.models import ModelInfo, read_card, shipped_model_dir
 from emofuse.inference.results import (
     FaceBoxOut,
@@ -314,7 +314,7 @@ class Predictor:
                 modalities["face"] = self.face_results([rgb])[0]
         if text is not None:
             modalities["words"] = self.words_results([text])[0]
-        return Prediction(modalities=modalities, fused=fuse(modalities))
+        return Prediction(modalities=modalities, fused=fuse_modalities(modalities))
 
     def predict_audio(self, audio: AudioIn, *, sample_rate_hz: int = SAMPLE_RATE_HZ, transcribe: bool = True) -> Prediction:
         """Voice (and words, with a transcriber) of one clip; raises DataError if it does not decode."""
@@ -376,7 +376,7 @@ class Predictor:
         rows = []
         for (a, b), v, f, w in zip(windows, voice, face, words, strict=True):
             modalities = {"voice": v, "face": f, "words": w}
-            rows.append(Prediction(modalities=modalities, fused=fuse(modalities), start_s=round(a, 3), end_s=round(b, 3)))
+            rows.append(Prediction(modalities=modalities, fused=fuse_modalities(modalities), start_s=round(a, 3), end_s=round(b, 3)))
         return VideoResult(duration_s=round(media.duration_s, 3), windows=rows, segments=segments,
                            audio_status=media.audio_status, frames_sampled=len(media.frames))
 

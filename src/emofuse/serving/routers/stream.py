@@ -36,7 +36,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from emofuse.errors import DataError
 from emofuse.features.audio import SAMPLE_RATE_HZ
-from emofuse.inference.fusion import fuse
+from emofuse.inference.fusion import fuse_modalities
 from emofuse.inference.predictor import Predictor
 from emofuse.inference.results import ModalityResult, status_only
 from emofuse.serving.deps import SettingsDep, StreamPredictorDep, StreamRunnerDep
@@ -214,7 +214,7 @@ class StreamSession:
         audio_lag = round((time.perf_counter() - self.last_audio_time) * 1000, 2) if self.audio_total else None
         await self.send({"type": "update", "t": self.now(),
                          "modalities": {k: v.to_dict() for k, v in modalities.items()},
-                         "fused": fuse(modalities).to_dict(),
+                         "fused": fuse_modalities(modalities).to_dict(),
                          "latency_ms": {"voice_inference": voice_ms, "since_last_audio": audio_lag},
                          "audio_seconds": round(self.audio_total / SAMPLE_RATE_HZ, 3)})
 
