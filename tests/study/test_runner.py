@@ -272,13 +272,13 @@ def test_cli_study_and_its_errors(ravdess_dir, fer_csv, tmp_path):
 
 def test_a_worker_job_rebuilds_the_config_and_runs_its_cell(ravdess_dir, tmp_path):
     """What --workers N runs in each process: the config travels as a dict and the cell is finished there."""
-    from emofuse.study.runner import _model_cell_job, plan_cells
+    from emofuse.study.runner import ModelJob, plan_cells, run_model_job
 
     config = StudyConfig.from_dict({"name": "w", "data": {"ravdess": str(ravdess_dir)}, "protocols": ["ravdess-random"],
                                     "models": [{"name": "plain", "model": "voice_logreg", "params": {"max_iter": 200}}]})
     (cell,), _ = plan_cells(config, tmp_path)
-    done, status, _seconds = _model_cell_job((config.to_dict(), "plain", cell, True, 1))
-    assert done == cell and status == "trained"
+    done = run_model_job(ModelJob(config.to_dict(), "plain", cell, want_val=True, threads=1))
+    assert done.cell == cell and done.status == "trained"
     assert (cell.dir / "folds" / "random" / "val_predictions.npz").is_file()
 
 

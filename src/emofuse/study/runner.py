@@ -238,13 +238,40 @@ def _worker_entry(config_dict: dict[str, Any], entry_name: str, threads: int) ->
     return config, entry
 
 
-def _model_cell_job(args: tuple[dict[str, Any], str, Cell, bool, int]) -> tuple[Cell, str, float]:
-    """Run one model cell in a worker process (the config travels as a dict)."""
-    config_dict, entry_name, cell, want_val, threads = args
-    config, entry = _worker_entry(config_dict, entry_name, threads)
+@dataclass(frozen=True)
+class ModelJob:
+    """One job for a worker process: a model cell, or one fold of it (``fold``). The config travels
+    as a dict (it is rebuilt in the worker), with the worker's share of the CPU threads."""
+
+    config_dict: dict[str, Any]
+    entry: str
+    cell: Cell
+    want_val: bool
+    threads: int
+    fold: str | None = None
+
+
+@dataclass(frozen=True)
+class JobDone:
+    cell: Cell
+    status: str
+    seconds: float
+
+
+def run_model_job(job: ModelJob) -> JobDone:
+    """In a worker process: train the job's cell (or its one fold; the cell is summarised once all
+    of its folds are)."""
+    from emofuse.training.experiment import run_experiment
+
+    config, entry = _worker_entry(job.config_dict, job.entry, job.threads)
     started = time.perf_counter()
-    status = run_model_cell(config, entry, cell, want_val=want_val)
-    return cell, status, time.perf_counter() - started
+    if job.fold is None:
+        status = run_model_cell(config, entry, job.cell, want_val=job.want_val)
+    else:
+        run_experiment(experiment_config(config, entry, job.cell), resume=True, progress=False,
+                       save_val_predictions=job.want_val, only_folds=[job.fold], summarize=False)
+        status = "trained"
+    return JobDone(job.cell, status, time.perf_counter() - started)
 
 
 @dataclass(frozen=True)
@@ -348,18 +375,6 @@ def folds_to_split(config: StudyConfig, entry: ModelEntry, cell: Cell, *, want_v
 
 def _split_folds(planned: PlannedCell) -> list[str]:
     return list(planned.folds_left) if len(planned.folds_left) > 1 else []
-
-
-def _model_fold_job(args: tuple[dict[str, Any], str, Cell, bool, int, str]) -> tuple[Cell, str, float]:
-    """Train one fold of a model cell in a worker process; the cell is summarised once all its folds are."""
-    from emofuse.training.experiment import run_experiment
-
-    config_dict, entry_name, cell, want_val, threads, fold = args
-    config, entry = _worker_entry(config_dict, entry_name, threads)
-    started = time.perf_counter()
-    run_experiment(experiment_config(config, entry, cell), resume=True, progress=False,
-                   save_val_predictions=want_val, only_folds=[fold], summarize=False)
-    return cell, "trained", time.perf_counter() - started
 
 
 def _config_input(config_dict: dict[str, Any]) -> dict[str, Any]:
@@ -522,115 +537,141 @@ def run_study(config: StudyConfig, out: str | Path, *, workers: int | None = Non
     ``out`` skips the finished cells and completes the study. ``protocols`` does the same by protocol:
     only the cells (and fusions) of those protocols run, the paired evaluation only if both of its
     protocols are among them."""
-    import os
-
-    from emofuse.study.paired import run_paired
     from emofuse.study.results import collect_study
 
     out = Path(out)
     model_cells, fusion_cells, chosen, chosen_protocols = _selected_cells(config, out, only, protocols)
     out.mkdir(parents=True, exist_ok=True)
-    want_val = needs_val_predictions(config)
-    entries = {m.name: m for m in config.models}
     plans = _plan_model_cells(config, model_cells)
     workers = max(1, workers or config.workers)
     statuses: dict[str, str] = {}
     quiet_log = log or (lambda _msg: None)
-
-    def label(cell: Cell) -> str:
-        return f"{cell.entry} / {cell.protocol} / seed {cell.seed}"
-
     # With workers, a cell with several folds left to train is split into one job per fold, so that
     # every worker has work while there are folds left, not only while there are cells left.
     folds_left = {cell: _split_folds(plans[cell]) if workers > 1 else [] for cell in model_cells}
-    to_train = [p for p in plans.values() if p.action == "train"]
-    known = [p.seconds_left for p in to_train if p.seconds_left is not None]
-    if known:
-        from emofuse._progress import format_duration
-
-        quiet_log(f"training time left (estimated from the epochs logged, one job after another): about "
-                  f"{format_duration(sum(known))} for {len(known)} of the {len(to_train)} cell(s) to train")
+    _say_time_left(plans, quiet_log)
     n_jobs = sum(len(f) or 1 for f in folds_left.values())  # the bar counts jobs: a split cell's folds
     with _Progress(total=n_jobs + len(fusion_cells), enabled=progress) as bar:
         # While the bar is live, messages go through its console so they print above it.
         say = bar.print if progress else quiet_log
         if workers == 1:
-            for cell in model_cells:
-                bar.describe(label(cell))
-                started = time.perf_counter()
-                status = run_model_cell(config, entries[cell.entry], cell,
-                                        want_val=(cell.entry, cell.protocol) in want_val)
-                statuses[label(cell)] = status
-                say(f"{label(cell)}: {status} ({time.perf_counter() - started:.0f} s)")
-                bar.advance()
+            _train_serially(config, model_cells, statuses, bar, say)
         else:
-            from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-            from multiprocessing import get_context
-
-            from emofuse.training.experiment import summarize_run
-
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            bar.describe(f"{len(model_cells)} model cells ({n_jobs} jobs) on {workers} workers")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                pending: dict[Future[tuple[Cell, str, float]], str | None] = {}  # the fold it trains (None: all)
-                for cell in model_cells:
-                    job = (config.to_dict(), cell.entry, cell, (cell.entry, cell.protocol) in want_val, threads)
-                    for name in folds_left[cell]:
-                        pending[pool.submit(_model_fold_job, (*job, name))] = name
-                    if not folds_left[cell]:
-                        pending[pool.submit(_model_cell_job, job)] = None
-                try:
-                    for future in as_completed(pending):
-                        cell, status, seconds = future.result()
-                        fold = pending[future]
-                        if fold is not None:
-                            say(f"{label(cell)} / {fold}: trained ({seconds:.0f} s)")
-                            folds_left[cell].remove(fold)
-                            if folds_left[cell]:
-                                bar.advance()
-                                continue
-                            summarize_run(cell.dir)  # its last fold: the cell is finished
-                            if (cell.entry, cell.protocol) in want_val:  # folds finished before this study asked
-                                ensure_val_predictions(cell.dir)
-                            statuses[label(cell)] = "trained"
-                            say(f"{label(cell)}: trained (fold by fold)")
-                        else:
-                            statuses[label(cell)] = status
-                            say(f"{label(cell)}: {status} ({seconds:.0f} s)")
-                        bar.advance()
-                except Exception as err:
-                    # Say so now, not after the jobs still running: none starts anew, and the running
-                    # ones finish their fold (Ctrl-C stops them; a fold resumes from its last epoch).
-                    still_running = any(f.running() for f in pending)
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    say(f"stopping: {err}")
-                    if still_running:
-                        say("no job starts anew; waiting for those already running to finish (Ctrl-C stops "
-                            "them: their folds resume from the last finished epoch)")
-                    raise
+            _train_in_pool(config, model_cells, folds_left, workers, statuses, bar, say)
         by_key = {(c.entry, c.protocol, c.seed): c.dir for c in model_cells}
         fusions = {f.name: f for f in config.fusion_entries()}
         for cell in fusion_cells:
-            bar.describe(label(cell))
+            bar.describe(_label(cell))
             entry = fusions[cell.entry]
             members = {m: by_key[(m, cell.protocol, cell.seed)] for m in entry.members}
-            statuses[label(cell)] = run_fusion_cell(config, entry, cell, members)
-            say(f"{label(cell)}: {statuses[label(cell)]}")
+            statuses[_label(cell)] = run_fusion_cell(config, entry, cell, members)
+            say(f"{_label(cell)}: {statuses[_label(cell)]}")
             bar.advance()
-    paired = None
-    if (config.paired is not None and {config.paired.voice, config.paired.face} <= chosen
-            and {config.paired.voice_protocol, config.paired.face_protocol} <= chosen_protocols):
-        p = config.paired
-        seed = config.seeds_of(entries[p.voice])[0]
-        face_seed = config.seeds_of(entries[p.face])[0]
-        paired = run_paired(p, voice_dir=by_key[(p.voice, p.voice_protocol, seed)],
-                            face_dir=by_key[(p.face, p.face_protocol, face_seed)], out=out / "paired")
-        quiet_log("paired-by-emotion evaluation: done")
+    paired = _paired(config, by_key, chosen, chosen_protocols, out, quiet_log)
     study = collect_study(config, out, model_cells + fusion_cells, paired=paired, command=command)
     from emofuse.evaluation.report import write_report
 
     md, html = write_report(study, out) if report else (out / "report.md", out / "report.html")
     return StudyOutcome(out=out, report_md=md, report_html=html, statuses=statuses)
+
+
+def _label(cell: Cell) -> str:
+    return f"{cell.entry} / {cell.protocol} / seed {cell.seed}"
+
+
+def _say_time_left(plans: dict[Cell, PlannedCell], log: Callable[[str], None]) -> None:
+    to_train = [p for p in plans.values() if p.action == "train"]
+    known = [p.seconds_left for p in to_train if p.seconds_left is not None]
+    if known:
+        from emofuse._progress import format_duration
+
+        log(f"training time left (estimated from the epochs logged, one job after another): about "
+            f"{format_duration(sum(known))} for {len(known)} of the {len(to_train)} cell(s) to train")
+
+
+def _train_serially(config: StudyConfig, model_cells: Sequence[Cell], statuses: dict[str, str], bar: _Progress,
+                    say: Callable[[str], None]) -> None:
+    want_val = needs_val_predictions(config)
+    entries = {m.name: m for m in config.models}
+    for cell in model_cells:
+        bar.describe(_label(cell))
+        started = time.perf_counter()
+        status = run_model_cell(config, entries[cell.entry], cell, want_val=(cell.entry, cell.protocol) in want_val)
+        statuses[_label(cell)] = status
+        say(f"{_label(cell)}: {status} ({time.perf_counter() - started:.0f} s)")
+        bar.advance()
+
+
+def _train_in_pool(config: StudyConfig, model_cells: Sequence[Cell], folds_left: dict[Cell, list[str]], workers: int,
+                   statuses: dict[str, str], bar: _Progress, say: Callable[[str], None]) -> None:
+    """Every cell (or fold) a job in a pool of ``workers`` processes; a failing job stops the queue."""
+    import os
+    from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    want_val = needs_val_predictions(config)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    n_jobs = sum(len(f) or 1 for f in folds_left.values())
+    bar.describe(f"{len(model_cells)} model cells ({n_jobs} jobs) on {workers} workers")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        pending: dict[Future[JobDone], ModelJob] = {}
+        for cell in model_cells:
+            job = ModelJob(config.to_dict(), cell.entry, cell, (cell.entry, cell.protocol) in want_val, threads)
+            folds: list[str | None] = [*folds_left[cell]] or [None]  # None: the whole cell, one job
+            for fold in folds:
+                one = ModelJob(**{**job.__dict__, "fold": fold})
+                pending[pool.submit(run_model_job, one)] = one
+        try:
+            for future in as_completed(pending):
+                _job_done(future.result(), pending[future], folds_left, statuses, bar, say)
+        except Exception as err:
+            # Say so now, not after the jobs still running: none starts anew, and the running
+            # ones finish their fold (Ctrl-C stops them; a fold resumes from its last epoch).
+            still_running = any(f.running() for f in pending)
+            pool.shutdown(wait=False, cancel_futures=True)
+            say(f"stopping: {err}")
+            if still_running:
+                say("no job starts anew; waiting for those already running to finish (Ctrl-C stops "
+                    "them: their folds resume from the last finished epoch)")
+            raise
+
+
+def _job_done(done: JobDone, job: ModelJob, folds_left: dict[Cell, list[str]], statuses: dict[str, str],
+              bar: _Progress, say: Callable[[str], None]) -> None:
+    from emofuse.training.experiment import summarize_run
+
+    cell = done.cell
+    if job.fold is not None:
+        say(f"{_label(cell)} / {job.fold}: trained ({done.seconds:.0f} s)")
+        folds_left[cell].remove(job.fold)
+        if folds_left[cell]:
+            bar.advance()
+            return
+        summarize_run(cell.dir)  # its last fold: the cell is finished
+        if job.want_val:  # folds finished before this study asked
+            ensure_val_predictions(cell.dir)
+        statuses[_label(cell)] = "trained"
+        say(f"{_label(cell)}: trained (fold by fold)")
+    else:
+        statuses[_label(cell)] = done.status
+        say(f"{_label(cell)}: {done.status} ({done.seconds:.0f} s)")
+    bar.advance()
+
+
+def _paired(config: StudyConfig, by_key: dict[tuple[str, str, int], Path], chosen: set[str],
+            chosen_protocols: set[str], out: Path, log: Callable[[str], None]) -> Any:
+    """The paired-by-emotion evaluation, when both of its members and protocols ran."""
+    from emofuse.study.paired import run_paired
+
+    p = config.paired
+    if p is None or not ({p.voice, p.face} <= chosen and {p.voice_protocol, p.face_protocol} <= chosen_protocols):
+        return None
+    entries = {m.name: m for m in config.models}
+    seed, face_seed = config.seeds_of(entries[p.voice])[0], config.seeds_of(entries[p.face])[0]
+    paired = run_paired(p, voice_dir=by_key[(p.voice, p.voice_protocol, seed)],
+                        face_dir=by_key[(p.face, p.face_protocol, face_seed)], out=out / "paired")
+    log("paired-by-emotion evaluation: done")
+    return paired
 
 
 def plan_study(config: StudyConfig, out: str | Path, *, only: Sequence[str] | None = None,
