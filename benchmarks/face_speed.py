@@ -87,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs) if args.runs else None
     candidates = [(name, *model_for(name, runs)) for name, spec in MODELS.items() if spec.modality == "image"]
     shipped = shipped_model_dir("face")
-    if shipped is not None:  # the model predict and the live page run
+    if shipped is not None:  # the model predict and the live page run, in torch and in onnxruntime
+        from emofuse.export.runtime import cached_onnx_model
+
         model = load_model(shipped)
-        candidates.insert(0, (f"shipped ({model.name})", model, str(shipped)))
+        candidates[:0] = [(f"shipped ({model.name})", model, str(shipped)),
+                          (f"shipped ({model.name}, onnxruntime)", cached_onnx_model(shipped, threads=1), str(shipped))]
     for name, model, origin in candidates:
         crop_ms[name] = {**timed(lambda m=model, c=one: m.predict_proba(c), args.repeats), "model_from": origin}
         if getattr(model, "tta", False):  # ten-crop TTA costs 10 forward passes: time the single view too
