@@ -13,6 +13,7 @@ all :class:`emofuse.export.runtime.OnnxModel` needs to rebuild the preprocessing
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -240,10 +241,17 @@ def _trace_to_file(spec: GraphSpec, out: Path, *, opset: int) -> None:
                 dims[axis_name] = torch.export.Dim(axis_name, min=inp.min_size.get(axis_name, 1))
             shapes[axis] = dims[axis_name]
         dynamic_shapes.append(shapes)
+    import logging
+
+    from emofuse._native import verbose
+
     module = spec.module.eval()
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # renamed into place once complete
+    # The dynamo exporter logs what it skips (torchvision's operators, absent here) at WARNING: not ours to show.
+    exporter_log = logging.getLogger("torch.onnx")
+    quiet_level = exporter_log.level if verbose() else logging.ERROR
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _log_level(exporter_log, quiet_level):
             warnings.simplefilter("ignore")  # the exporters' Future/TracerWarnings say nothing about this model
             if uses_rnn(module):
                 _torchscript_export(module, spec, tmp, opset=opset)
@@ -262,6 +270,16 @@ def _trace_to_file(spec: GraphSpec, out: Path, *, opset: int) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def _log_level(logger: Any, level: int) -> Any:
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def uses_rnn(module: Any) -> bool:
