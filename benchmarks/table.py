@@ -154,11 +154,16 @@ def leaky_split_tables() -> list[str]:
     return parts
 
 
+def _result(name: str) -> dict | None:
+    """``benchmarks/results/<name>`` as JSON, or None before its benchmark has run."""
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def face_robustness_table() -> list[str]:
-    path = RESULTS / "face_robustness.json"
-    if not path.exists():
+    data = _result("face_robustness.json")
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     names = list(data["accuracy"])
     lines = ["| corruption | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for corruption in [*data["corruptions"], "mean_corrupted", "worst"]:
@@ -171,10 +176,9 @@ def face_robustness_table() -> list[str]:
 
 
 def face_ensemble_tables() -> list[str]:
-    path = RESULTS / "face_ensemble.json"
-    if not path.exists():
+    data = _result("face_ensemble.json")
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     single = ["| model | one pass acc % | UA % | flip TTA acc % | UA % |", "|---|---|---|---|---|"]
     for name, row in data["single"].items():
         single.append(f"| {name} | {pct(row['none']['accuracy'])} | {pct(row['none']['ua'])} | "
@@ -190,10 +194,9 @@ def face_ensemble_tables() -> list[str]:
 
 
 def voice_robustness_table() -> list[str]:
-    path = RESULTS / "voice_robustness.json"
-    if not path.exists():
+    data = _result("voice_robustness.json")
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     names = list(data["models"])
     short = {n: (n if len(n) < 40 else n[:37] + "...") for n in names}
     lines = ["| condition | " + " | ".join(short[n] for n in names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -211,10 +214,9 @@ def voice_robustness_table() -> list[str]:
 
 
 def vad_table() -> list[str]:
-    path = RESULTS / "vad.json"
-    if not path.exists():
+    data = _result("vad.json")
+    if data is None:
         return []
-    data = json.loads(path.read_text())
     gen = data["generated_non_speech"]
     lines = ["| input | refused as not speech | passed as speech |", "|---|---|---|",
              f"| generated non-speech ({len(gen['per_sound'])} sounds x {gen['n'] // len(gen['per_sound'])} seeds) | "

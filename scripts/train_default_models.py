@@ -50,7 +50,6 @@ VOICE_PARAMS: dict[str, Any] = {
 }
 # face_effnet's registry defaults are the recipe; the script fixes the epochs and the device.
 FACE_PARAMS: dict[str, Any] = {"train": {"epochs": 16, "patience": 16, "device": "cpu"}}
-MODELS_FACE_SIDE = 96  # face_effnet's input side (its registry default)
 
 LICENCES = {
     "ravdess": "RAVDESS (Livingstone & Russo, 2018, https://doi.org/10.1371/journal.pone.0196391) is licensed "
@@ -181,9 +180,10 @@ def _face_benchmark_record(run_dir: Path, *, epochs: int, threads: int, flip: fl
     from dataclasses import replace
 
     from emofuse.evaluation.results import read_results, write_results
+    from emofuse.models import MODELS
 
     record = read_results(run_dir / "results.json")[0]
-    side = MODELS_FACE_SIDE
+    side = MODELS["face_effnet"].defaults["arch_params"]["side"]
     write_results(REPO / "benchmarks" / "results" / "face_fer2013.json", [replace(
         record, variant=f"default model: {epochs} epochs, {side} px, all Training",
         notes=f"scripts/train_default_models.py face --face-epochs {epochs} --threads {threads} "

@@ -187,14 +187,11 @@ def load_imagenet_weights(source: str | Path | None = None) -> EfficientNetLite0
 
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
-    """``state`` as safetensors at ``path``, atomically (0-d tensors keep their shape)."""
-    from safetensors.torch import save
-
-    from emofuse._io import atomic_write
+    """``state`` as safetensors at ``path``, atomically."""
+    from emofuse.training.checkpoint import save_arrays
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as handle:
-        handle.write(save({k: v.contiguous() for k, v in state.items()}))
+    save_arrays(path, dict(state))
 
 
 class FaceEffNet(nn.Module):

@@ -34,7 +34,8 @@ def save_arrays(path: str | Path, arrays: dict[str, Any]) -> None:
     for name, value in arrays.items():
         if hasattr(value, "detach"):  # a torch tensor
             value = value.detach().cpu().contiguous().numpy()
-        flat[name] = np.ascontiguousarray(value)
+        # ascontiguousarray makes a 0-d array 1-d; keep the shape (a batch norm's step counter is 0-d).
+        flat[name] = np.ascontiguousarray(value).reshape(np.shape(value))
     with atomic_write(path, "wb") as handle:
         handle.write(save_np(flat))
 
