@@ -31,7 +31,7 @@ def block_inputs(paths: list, model: str, blocks: int) -> list[np.ndarray]:
     """Per clip, the float16 ``(frames, d)`` states entering the top ``blocks`` blocks (trimmed clip)."""
     from emofuse._progress import track
     from emofuse.features.whisper import encode_batch, load_whisper_encoder
-    from emofuse.models.voice_whisper import WhisperFeatures, prepare_waveform
+    from emofuse.features.whisper_states import WhisperFeatures, prepare_waveform
 
     encoder = load_whisper_encoder(model)
     waves = [prepare_waveform(p, WhisperFeatures(models=(model,))) for p in paths]

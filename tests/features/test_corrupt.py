@@ -60,3 +60,24 @@ def test_speed_perturb_length_and_identity(y):
     assert corrupt.speed_perturb(y, factor=1.0) is y
     with pytest.raises(ValueError):
         corrupt.speed_perturb(y, factor=0)
+
+
+def test_coloured_noise_tilts_towards_low_frequencies_at_the_same_snr(y):
+    rng = np.random.default_rng(0)
+    white = corrupt.noise(np.zeros_like(y) + 1e-3, snr_db=-40, rng=rng) - 1e-3
+    brown = corrupt.noise(np.zeros_like(y) + 1e-3, snr_db=-40, rng=np.random.default_rng(0), slope=2.0) - 1e-3
+    assert _band_share(brown, 0, 500) > 0.8 > 0.1 > _band_share(white, 0, 500)
+    assert np.mean(brown**2) == pytest.approx(np.mean(white**2), rel=0.1)
+
+
+def test_band_limit_removes_what_lies_outside(y):
+    narrow = corrupt.band_limit(y, low_hz=400, high_hz=2500)
+    assert _band_share(narrow, 4000, 8000) < 0.1 * _band_share(y, 4000, 8000)
+
+
+def test_channel_copies_vary_and_stay_playable(y):
+    copies = [corrupt.channel_copy(y, np.random.default_rng(k)) for k in range(12)]
+    assert all(c.shape == y.shape and c.dtype == np.float32 and np.abs(c).max() <= 1.0 for c in copies)
+    levels = [10 * np.log10(np.mean(c.astype(np.float64) ** 2)) for c in copies]
+    assert max(levels) - min(levels) > 10  # the level is one of the things that varies
+    np.testing.assert_array_equal(copies[3], corrupt.channel_copy(y, np.random.default_rng(3)))

@@ -1,4 +1,4 @@
-"""Whisper voice models: layer selection, speaker normalisation (batch and running), feature caching."""
+"""Whisper voice models: heads, training copies (speed, channel), speaker-adapted head, save/load."""
 
 from __future__ import annotations
 
@@ -8,85 +8,7 @@ import pytest
 from emofuse.data.synthetic import tone_clip
 from emofuse.errors import ConfigError
 from emofuse.features.cache import FeatureCache
-from emofuse.models.voice_whisper import (
-    RunningSpeakerStats,
-    SpeakerNormaliser,
-    VoiceWhisper,
-    WhisperFeatures,
-    pooled_states,
-    select_layers,
-)
-
-
-def test_select_layers_and_bad_configs():
-    pooled = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
-    assert select_layers(pooled, "all").shape == (2, 15)
-    np.testing.assert_array_equal(select_layers(pooled, (0, -1)), np.concatenate([pooled[:, 0], pooled[:, 4]], 1))
-    with pytest.raises(ConfigError, match="out of range"):
-        select_layers(pooled, (7,))
-    with pytest.raises(ConfigError, match="pooling"):
-        WhisperFeatures(pooling="max")
-    with pytest.raises(ConfigError, match="unknown Whisper feature option"):
-        WhisperFeatures.from_dict({"modles": ["tiny.en"]})
-
-
-def _speakers(rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
-    # Three speakers, each with their own offset and scale on top of shared content.
-    rows, who = [], []
-    for s, (offset, scale) in enumerate([(5.0, 1.0), (-3.0, 2.0), (0.5, 0.5)]):
-        rows.append(rng.normal(size=(40, 4)) * scale + offset)
-        who += [f"s{s}"] * 40
-    return np.concatenate(rows), who
-
-
-def test_speaker_normaliser_removes_speaker_offsets_and_shrinks_with_few_clips():
-    rng = np.random.default_rng(0)
-    feats, who = _speakers(rng)
-    who_arr = np.array(who)
-
-    def gap(x: np.ndarray) -> float:  # how far apart speakers s0 and s1 sit on average
-        return float(np.abs(x[who_arr == "s0"].mean(axis=0) - x[who_arr == "s1"].mean(axis=0)).max())
-
-    exact = SpeakerNormaliser(shrinkage=0.0).fit_population(feats, who).transform(feats, who)
-    assert gap(exact) < 1e-9  # each speaker's own mean maps onto the population's
-    norm = SpeakerNormaliser(shrinkage=8.0).fit_population(feats, who)
-    many = norm.transform(feats, who)  # 40 clips each: weight 40 / 48
-    few = norm.transform(feats, who, {s: feats[who_arr == s][:2] for s in ("s0", "s1", "s2")})  # 2 / 10
-    assert gap(many) < gap(few) < gap(feats)
-    assert gap(many) == pytest.approx(gap(feats) * 8 / 48, rel=0.35)
-
-
-def test_running_stats_equal_the_batch_rule():
-    rng = np.random.default_rng(1)
-    feats, who = _speakers(rng)
-    norm = SpeakerNormaliser(shrinkage=4.0, min_clips_for_scale=8).fit_population(feats, who)
-    running = RunningSpeakerStats(norm)
-    np.testing.assert_array_equal(running.adapt(feats[0]), feats[0])  # nothing heard yet: unchanged
-    for k in (3, 12):
-        running = RunningSpeakerStats(norm)
-        running.update(feats[:k])
-        batch = norm.transform(feats[:1], ["s0"], {"s0": feats[:k]})
-        np.testing.assert_allclose(running.adapt(feats[:1]), batch, rtol=1e-6, atol=1e-9)
-
-
-def test_pooled_states_are_cached_per_file(tmp_path):
-    import soundfile as sf
-
-    paths = []
-    for k in range(3):
-        paths.append(tmp_path / f"{k}.wav")
-        sf.write(paths[-1], tone_clip("01", actor=1, seconds=0.4 + 0.2 * k, seed=k), 16_000)
-    cache = FeatureCache(tmp_path / "cache")
-    features = WhisperFeatures(models=("tiny.en",), batch_size=2)
-    first = pooled_states(paths, features, model="tiny.en", cache=cache)
-    assert first.shape == (3, 5, 768) and cache.misses == 3
-    again = pooled_states(paths, features, model="tiny.en", cache=cache)
-    assert cache.hits == 3 and np.array_equal(first, again)
-    # A waveform gives the same features as its file.
-    from emofuse.features.audio import load_audio
-
-    direct = pooled_states([load_audio(paths[1], sample_rate_hz=16_000)], features, model="tiny.en")
-    np.testing.assert_allclose(direct[0], first[1], atol=1e-5)
+from emofuse.models.voice_whisper import VoiceWhisper
 
 
 class _TableFeatures(VoiceWhisper):
@@ -179,6 +101,34 @@ def test_speed_augmentation_and_untrimmed_view(tmp_path):
     np.testing.assert_allclose(again.predict_proba(paths[6:]), probs, atol=1e-12)
     with pytest.raises(ConfigError, match="augment_speeds"):
         create_model("voice_whisper_plus", augment_speeds=[1.0])
+
+
+def test_channel_copies_join_training_and_the_count_survives_save_load(tmp_path):
+    """augment_channels N: N channel copies of every training clip are encoded (cached under their own
+    keys) and join the head's training set; prediction reads the clip alone."""
+    import soundfile as sf
+
+    from emofuse.models import load_model
+
+    paths, labels = [], []
+    for k in range(6):
+        paths.append(tmp_path / f"{k}.wav")
+        sf.write(paths[-1], tone_clip(("01", "05")[k % 2], actor=1 + k // 2, seconds=0.5, seed=k), 16_000)
+        labels.append(("neutral", "angry")[k % 2])
+    cache = FeatureCache(tmp_path / "cache")
+    model = VoiceWhisper(features={"models": ["tiny.en"]}, C=0.1, augment_channels=2, cache=cache)
+    model.fit(paths[:4], labels[:4], labels=["neutral", "angry"])
+    assert cache.misses == 4 * 3
+    seen = np.concatenate([model.featurize(paths[:4], channel=k) for k in (0, 1, 2)])
+    np.testing.assert_allclose(model.head_.mean_, seen.mean(axis=0), rtol=1e-5, atol=1e-6)  # what the head saw
+    probs = model.predict_proba(paths[4:])
+    np.testing.assert_allclose(probs, model.head_.predict_proba(model.featurize(paths[4:]), 2))
+    model.save(tmp_path / "m")
+    again = load_model(tmp_path / "m", cache=cache)
+    assert again.augment_channels == 2 and again.get_params()["augment_channels"] == 2
+    np.testing.assert_allclose(again.predict_proba(paths[4:]), probs, atol=1e-12)
+    with pytest.raises(ConfigError, match="augment_channels"):
+        VoiceWhisper(augment_channels=-1)
 
 
 def test_mfcc_statistics_beside_the_whisper_states(tmp_path):
@@ -339,25 +289,3 @@ def test_validation_views_must_match_the_validation_features():
         fit_logreg_select(x, t, ["a", "b"], C=1.0, C_grid=(), max_iter=10, val=None, name="m", val_views=[x])
 
 
-def test_speech_crop_and_loudness_normalisation():
-    """``speech_crop`` keeps the span Silero hears as speech even under noise (where an energy trim
-    keeps everything); ``loudness_dbfs`` makes a quiet and a loud copy of a clip the same input."""
-    from emofuse.data.synthetic import voiced_clip
-    from emofuse.features.vad import silero_model
-    from emofuse.models.voice_whisper import WhisperFeatures, prepare_waveform
-
-    if silero_model() is None:
-        pytest.skip("Silero VAD needs faster-whisper and onnxruntime")
-    rng = np.random.default_rng(0)
-    voice = voiced_clip(seconds=1.0)
-    clip = np.concatenate([np.zeros(16_000, np.float32), voice, np.zeros(16_000, np.float32)])
-    noisy = (clip + 0.01 * rng.standard_normal(clip.size)).astype(np.float32)
-    trimmed = prepare_waveform(noisy, WhisperFeatures())
-    cropped = prepare_waveform(noisy, WhisperFeatures(speech_crop=True))
-    assert len(trimmed) > 2.5 * 16_000  # the noise floor is never 40 dB below the voice: nothing trimmed
-    assert 0.9 * 16_000 < len(cropped) < 1.5 * 16_000
-    level = WhisperFeatures(loudness_dbfs=-23.0)
-    quiet, loud = prepare_waveform(clip * 0.05, level), prepare_waveform(clip, level)
-    np.testing.assert_allclose(quiet, loud, atol=1e-4)
-    assert 20 * np.log10(np.sqrt(np.mean(loud.astype(np.float64) ** 2))) == pytest.approx(-23.0, abs=0.1)
-    assert "speech_crop" not in WhisperFeatures().cache_settings("tiny.en")  # old cache keys unchanged

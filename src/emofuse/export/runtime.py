@@ -112,7 +112,7 @@ def _preprocessor(kind: str, sidecar: dict[str, Any]) -> Callable[[Sequence[Any]
         return voice_stats
     if kind == "whisper":
         from emofuse.features.whisper import whisper_log_mel
-        from emofuse.models.voice_whisper import WhisperFeatures, prepare_waveform
+        from emofuse.features.whisper_states import WhisperFeatures, prepare_waveform
 
         whisper = WhisperFeatures.from_dict(meta["features"])
         n_mels = int(sidecar["inputs"][0]["shape"][1])  # mel (batch, n_mels, frames)

@@ -24,8 +24,8 @@ import numpy as np
 
 from emofuse.errors import ConfigError
 from emofuse.features.cache import FeatureCache
+from emofuse.features.whisper_states import AudioInput, WhisperFeatures, frame_states
 from emofuse.models.base import check_fitted, label_targets
-from emofuse.models.voice_whisper import AudioInput, WhisperFeatures, frame_states
 from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig
 
