@@ -12,6 +12,7 @@ import atexit
 import functools
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,13 +89,18 @@ class ScriptedTranscriber:
     """Answers every call with the same transcript (the interface of emofuse.speech.Transcriber)."""
 
     def __init__(self, text: str = "i am so happy", status: str = "ok",
-                 segments: list[FakeSegment] | None = None) -> None:
+                 segments: list[FakeSegment] | None = None, seconds: float = 0.0) -> None:
         self.text, self.status = text, status
         self.segments = segments if segments is not None else [FakeSegment(0.0, 1.0, text)]
+        self.seconds = seconds  # how long each call takes, as a real model's would
         self.calls = 0
+        self.lengths: list[int] = []  # samples of audio of each call
 
     def transcribe(self, audio: Any, *, sample_rate_hz: int = SR) -> FakeTranscript:
         self.calls += 1
+        self.lengths.append(len(audio))
+        if self.seconds:
+            time.sleep(self.seconds)
         return FakeTranscript(self.text if self.status == "ok" else "", self.status,
                               self.segments if self.status == "ok" else [])
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emofuse.data.synthetic import non_speech_sounds, voiced_clip
-from emofuse.features.vad import check_speech, silero_model
+from emofuse.features.vad import SILERO_WINDOW, check_speech, silero_model, utterance_span
 
 needs_silero = pytest.mark.skipif(silero_model() is None, reason="Silero VAD needs faster-whisper and onnxruntime")
 
@@ -86,3 +86,23 @@ def test_no_ravdess_clip_is_gated_out(real_data):
     refused = [(p.name, check_speech(load_audio(p)).reason) for p in clips]
     refused = [r for r in refused if r[1] != "speech"]
     assert refused == []
+
+
+def _probs(pattern: str) -> np.ndarray:
+    """Silero-like probabilities from a pattern: '#' a window of speech (32 ms), '.' one of silence."""
+    return np.array([0.9 if c == "#" else 0.05 for c in pattern])
+
+
+def test_an_utterance_ends_with_a_pause_or_its_length_or_a_flush():
+    pause = 0.4  # 13 windows of 32 ms
+    assert utterance_span(_probs("." * 30), pause_s=pause, max_s=6.0) is None  # no speech at all
+    assert utterance_span(_probs("...####..."), pause_s=pause, max_s=6.0) is None  # still speaking, maybe
+    span = utterance_span(_probs("..." + "#" * 20 + "." * 13 + "###"), pause_s=pause, max_s=6.0, pad_seconds=0)
+    assert span == (3 * SILERO_WINDOW, 23 * SILERO_WINDOW)  # the pause ends it; the next one waits its turn
+    short_gap = "#" * 10 + "." * 5 + "#" * 10 + "." * 13
+    assert utterance_span(_probs(short_gap), pause_s=pause, max_s=6.0, pad_seconds=0) == (0, 25 * SILERO_WINDOW)
+    assert utterance_span(_probs("#" * 200), pause_s=pause, max_s=2.0, pad_seconds=0) == (0, 62 * SILERO_WINDOW)
+    assert utterance_span(_probs("..####"), pause_s=pause, max_s=6.0, flush=True, pad_seconds=0) == (
+        2 * SILERO_WINDOW, 6 * SILERO_WINDOW)
+    padded = utterance_span(_probs("#####" + "." * 20), pause_s=pause, max_s=6.0, pad_seconds=0.1)
+    assert padded == (0, 5 * SILERO_WINDOW + 1600)

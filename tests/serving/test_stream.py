@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,7 +123,8 @@ def test_streams_share_the_models_but_not_the_face_detector(client: TestClient) 
     assert state.stream_predictor.voice is state.predictor.voice
     assert state.stream_predictor.face is state.predictor.face
     assert state.stream_predictor.detector is not state.predictor.detector
-    assert state.stream_runner is not state.runner
+    assert state.runner not in list(state.stream_lanes)
+    assert len({id(lane) for lane in state.stream_lanes}) == 3  # face, voice, words: a lane each
 
 
 def test_words_from_the_transcriber_and_from_typed_text(tiny_predictor: Predictor) -> None:
@@ -146,3 +148,36 @@ def test_words_from_the_transcriber_and_from_typed_text(tiny_predictor: Predicto
         while update["modalities"]["words"]["text"] != "angry angry angry":
             update = _until(ws, "update")
         assert update["modalities"]["words"]["label"] == "angry"
+
+
+def test_words_come_when_an_utterance_ends_and_never_hold_up_the_face(tiny_predictor: Predictor) -> None:
+    """Audio keeps flowing (speech, then silence, as from a microphone): the utterance is transcribed
+    once the pause is heard, with its span and delay; meanwhile a slow transcription (1.5 s here) runs
+    on the words lane, and frames sent during it are still answered."""
+    from tests._predictors import KeywordTextModel, ScriptedTranscriber
+
+    slow = ScriptedTranscriber("happy happy", seconds=1.5)
+    predictor = Predictor(voice=tiny_predictor.voice, face=tiny_predictor.face, detector=tiny_predictor.detector,
+                          text_model=KeywordTextModel(), transcriber=slow)
+    settings = ServeSettings(warm_up=False, stream_update_s=0.2, stream_words_pause_s=0.4)
+    with TestClient(create_app(predictor=predictor, settings=settings)) as c, c.websocket_connect("/v1/stream") as ws:
+        _until(ws, "ready")
+        y = np.concatenate([voiced("03", 1.0), np.zeros(16_000, np.float32)])
+        for start in range(0, len(y), 2000):
+            ws.send_bytes(_pcm(y[start : start + 2000]))
+        frame = b"\x02" + _jpeg(astronaut())
+        seen: list[str] = []
+        deadline = time.monotonic() + 20
+        while "transcript" not in seen and time.monotonic() < deadline:
+            ws.send_bytes(frame)
+            message = json.loads(ws.receive_text())
+            seen.append(message["type"])
+            if message["type"] == "transcript":
+                transcript = message
+        assert "transcript" in seen
+        assert transcript["text"] == "happy happy" and transcript["delay_ms"] > 0
+        start_s, end_s = transcript["utterance_s"]
+        assert start_s < 0.2 and 0.9 < end_s < 1.3  # the voiced second, padded; not the silence after it
+        assert slow.calls == 1 and abs(slow.lengths[0] - 16_000 * (end_s - start_s)) <= 1
+        # The face went on while the words lane was busy: answers arrived between speech end and the transcript.
+        assert seen.count("face") >= 2

@@ -103,6 +103,37 @@ def speech_span(y: np.ndarray, *, threshold: float = STRONG_SPEECH, pad_seconds:
     return max(0, int(voiced[0]) * SILERO_WINDOW - pad), min(len(y), (int(voiced[-1]) + 1) * SILERO_WINDOW + pad)
 
 
+def utterance_span(probs: np.ndarray, *, pause_s: float, max_s: float, flush: bool = False,
+                   threshold: float = STRONG_SPEECH, pad_seconds: float = 0.1) -> tuple[int, int] | None:
+    """The first finished utterance in a live stream's audio, as a sample range, from its Silero
+    probabilities ``probs`` (one per 32 ms, :func:`silero_probabilities`); None while there is none.
+
+    An utterance runs from the first window heard as speech to the last one before a pause of
+    ``pause_s``; it is finished once that pause has been heard, once it has run ``max_s`` without one
+    (the words must come while the speaker goes on), or at once when ``flush`` (the audio stopped).
+    Padded by ``pad_seconds`` each side, as :func:`speech_span` is.
+    """
+    voiced = np.asarray(probs) >= threshold
+    if not voiced.any():
+        return None
+    window_s = SILERO_WINDOW / SAMPLE_RATE_HZ
+    pause, longest = max(1, round(pause_s / window_s)), max(1, round(max_s / window_s))
+    first = int(np.argmax(voiced))
+    last = first
+    for k in range(first + 1, len(voiced)):
+        if voiced[k]:
+            last = k
+        elif k - last >= pause:
+            break
+        if k - first + 1 >= longest:
+            break
+    ended = len(voiced) - 1 - last >= pause or last - first + 1 >= longest or flush
+    if not ended:
+        return None
+    pad = int(pad_seconds * SAMPLE_RATE_HZ)
+    return max(0, first * SILERO_WINDOW - pad), min(len(voiced) * SILERO_WINDOW, (last + 1) * SILERO_WINDOW + pad)
+
+
 def _frames(y: np.ndarray, size: int, hop: int) -> np.ndarray:
     if len(y) < size:
         y = np.pad(y, (0, size - len(y)))

@@ -126,16 +126,22 @@ class Predictor:
         return cls(voice=voice, face=face, text_model=text_model, transcriber=transcriber,
                    detector=FaceDetector(backend=detector_backend), config=config, sources=sources)
 
-    def with_own_detector(self) -> Predictor:
-        """The same models with a face detector of their own: the detector runs one image at a time, so
-        a live stream given its own never waits behind uploads (the models are shared, read-only)."""
+    def for_stream(self, *, words_threads: int = 1, beam_size: int = 1) -> Predictor:
+        """The same models for live streams, with a face detector of their own (the detector runs one
+        image at a time, so a stream never waits behind uploads; the models are shared, read-only) and,
+        when the transcriber is faster-whisper's, a copy of it on ``words_threads`` CPU threads with
+        ``beam_size`` (greedy by default: live words must come fast) and no transcript cache."""
         import copy
+        import dataclasses
 
         from emofuse.features.face import FaceDetector
 
         clone = copy.copy(self)
         backend = getattr(self.detector, "backend", "auto")
         clone.detector = FaceDetector(backend=backend)
+        if dataclasses.is_dataclass(self.transcriber) and hasattr(self.transcriber, "cpu_threads"):
+            clone.transcriber = dataclasses.replace(self.transcriber, cpu_threads=words_threads, beam_size=beam_size,
+                                                    cache_dir=None)
         return clone
 
     def _detector(self) -> Any:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emofuse.errors import DataError, EmofuseError
-from emofuse.serving.runner import InferenceRunner, Overloaded
+from emofuse.serving.runner import InferenceRunner, Overloaded, StreamLanes
 from emofuse.serving.settings import ServeSettings
 
 log = logging.getLogger("emofuse.serving")
@@ -34,10 +34,11 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner: InferenceRunner = app.state.runner
         runner.start()
-        app.state.stream_runner.start()
+        app.state.stream_lanes.start()
         if app.state.predictor is None:
             app.state.predictor = await runner.run(_load_predictor, settings, timeout_s=600)
-        app.state.stream_predictor = app.state.predictor.with_own_detector()
+        app.state.stream_predictor = app.state.predictor.for_stream(words_threads=settings.stream_words_threads,
+                                                                    beam_size=settings.stream_words_beam_size)
         if settings.warm_up:
             await runner.run(_warm_up, app.state.predictor, timeout_s=600)
             await runner.run(_warm_up, app.state.stream_predictor, timeout_s=600)
@@ -45,7 +46,7 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
             yield
         finally:
             runner.stop()
-            app.state.stream_runner.stop()
+            app.state.stream_lanes.stop()
 
     app = FastAPI(title="emofuse", version=__version__, lifespan=lifespan,
                   description="Emotion from voice, face and words, alone or fused. The live page is at /.")
@@ -53,9 +54,8 @@ def create_app(predictor: Any = None, settings: ServeSettings | None = None) -> 
     app.state.settings = settings
     app.state.runner = InferenceRunner(workers=settings.workers, max_pending=settings.max_pending,
                                        timeout_s=settings.request_timeout_s, torch_threads=settings.torch_threads)
-    app.state.stream_runner = InferenceRunner(workers=settings.stream_workers, max_pending=settings.max_pending,
-                                              timeout_s=settings.request_timeout_s,
-                                              torch_threads=settings.torch_threads)
+    app.state.stream_lanes = StreamLanes(max_pending=settings.max_pending, timeout_s=settings.request_timeout_s,
+                                         torch_threads=settings.torch_threads)
     for router in (health.router, models.router, predict.router, stream.router, page.router):
         app.include_router(router)
     _add_error_handlers(app)

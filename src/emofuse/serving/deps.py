@@ -8,7 +8,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from emofuse.inference.predictor import Predictor
-from emofuse.serving.runner import InferenceRunner
+from emofuse.serving.runner import InferenceRunner, StreamLanes
 from emofuse.serving.settings import ServeSettings
 
 
@@ -33,13 +33,13 @@ def get_runner(conn: HTTPConnection) -> InferenceRunner:
     return runner
 
 
-def get_stream_runner(conn: HTTPConnection) -> InferenceRunner:
-    runner: InferenceRunner = conn.app.state.stream_runner
-    return runner
+def get_stream_lanes(conn: HTTPConnection) -> StreamLanes:
+    lanes: StreamLanes = conn.app.state.stream_lanes
+    return lanes
 
 
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 StreamPredictorDep = Annotated[Predictor, Depends(get_stream_predictor)]
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
 RunnerDep = Annotated[InferenceRunner, Depends(get_runner)]
-StreamRunnerDep = Annotated[InferenceRunner, Depends(get_stream_runner)]
+StreamLanesDep = Annotated[StreamLanes, Depends(get_stream_lanes)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -70,3 +70,27 @@ class InferenceRunner:
         assert self._executor is not None
         future = asyncio.get_running_loop().run_in_executor(self._executor, call)
         return await asyncio.wait_for(asyncio.shield(future), timeout_s or self.timeout_s)
+
+
+class StreamLanes:
+    """The live stream's own inference threads, one lane per modality: the face never waits behind a
+    voice window or a transcription, nor any of them behind uploads on the main workers. Each lane is a
+    one-thread :class:`InferenceRunner` with ``torch_threads`` intra-op threads (speech-to-text sets its
+    own, ``stream_words_threads``); a lane's calls queue behind one another, as a modality's must.
+    """
+
+    def __init__(self, *, max_pending: int, timeout_s: float, torch_threads: int = 1) -> None:
+        self.face, self.voice, self.words = (
+            InferenceRunner(workers=1, max_pending=max_pending, timeout_s=timeout_s, torch_threads=torch_threads)
+            for _ in range(3))
+
+    def __iter__(self) -> Iterator[InferenceRunner]:
+        return iter((self.face, self.voice, self.words))
+
+    def start(self) -> None:
+        for lane in self:
+            lane.start()
+
+    def stop(self) -> None:
+        for lane in self:
+            lane.stop()

@@ -6,15 +6,17 @@ const COLORS = { neutral: "#8c8c8c", calm: "#7fb3d5", happy: "#f1c40f", sad: "#2
   fear: "#8e44ad", disgust: "#27ae60", surprise: "#e67e22", love: "#e84393" };
 const TIMELINE_SECONDS = 60;
 const FRAME_INTERVAL_MS = 50; // up to 20 frames a second; the server answers about the newest one
-const STALE_FACE_MS = 1500; // no face answer for this long: the face bars are marked stale
-const AUDIO_CHUNK = 4096; // samples per audio message (256 ms at 16 kHz)
+const STALE_MS = 1500; // no face (or voice) answer for this long: its bars are marked stale
+const AUDIO_CHUNK = 2048; // samples per audio message (128 ms at 16 kHz): the words wait less for an utterance's end
 
 const $ = (id) => document.getElementById(id);
 const state = {
   ws: null, stream: null, audioContext: null, processor: null, frameTimer: null,
-  framesInFlight: 0, lastFaceAt: 0, faceTimes: [], voiceTimes: [], history: [], fusedLabels: [],
-  // Read by the browser test (tests/serving/test_page.py).
-  counters: { face: 0, voice: 0, update: 0, errors: 0 },
+  framesInFlight: 0, lastFaceAt: 0, lastVoiceAt: 0, faceTimes: [], voiceTimes: [], history: [], fusedLabels: [],
+  // Read by the browser test (tests/serving/test_page.py) and benchmarks/page_live.py.
+  counters: { face: 0, voice: 0, update: 0, transcript: 0, errors: 0, framesSent: 0 },
+  // Every answer's time on the page (performance.now() ms) and what the server said of it.
+  samples: { faceAt: [], faceLatencyMs: [], voiceAt: [], wordsDelayMs: [] },
 };
 window.emofuse = state;
 
@@ -110,12 +112,14 @@ function onMessage(event) {
   } else if (msg.type === "face") {
     state.framesInFlight = 0; state.lastFaceAt = performance.now();
     state.counters.face += 1; state.faceTimes.push(performance.now());
+    state.samples.faceAt.push(performance.now()); state.samples.faceLatencyMs.push(msg.latency_ms);
     renderModality($("bars-face"), msg.face); drawBox(msg.face);
     $("face-latency").textContent = msg.latency_ms.toFixed(0) + " ms";
   } else if (msg.type === "update") {
     state.counters.update += 1;
     if (msg.latency_ms.voice_inference !== null) {
-      state.counters.voice += 1; state.voiceTimes.push(performance.now());
+      state.counters.voice += 1; state.voiceTimes.push(performance.now()); state.lastVoiceAt = performance.now();
+      state.samples.voiceAt.push(performance.now());
       renderModality($("bars-voice"), msg.modalities.voice);
       $("voice-latency").textContent = msg.latency_ms.voice_inference.toFixed(0) + " ms";
     } else if ($("bars-voice").dataset.status === "absent") {
@@ -130,6 +134,8 @@ function onMessage(event) {
     drawTimeline($("timeline"), state.history, state.fusedLabels, { start: Math.max(0, msg.t - TIMELINE_SECONDS), end: Math.max(msg.t, 1) });
     updateRates();
   } else if (msg.type === "transcript") {
+    state.counters.transcript += 1;
+    if (msg.delay_ms !== null && msg.delay_ms !== undefined) state.samples.wordsDelayMs.push(msg.delay_ms);
     if (msg.text) {
       const t = $("transcript"); if (t.querySelector("em")) t.innerHTML = "";
       const p = document.createElement("p"); p.textContent = msg.text; t.appendChild(p); t.scrollTop = t.scrollHeight;
@@ -142,10 +148,12 @@ function onMessage(event) {
 function updateRates() {
   const now = performance.now();
   // A face that has not been answered for a while is shown as stale, not as if it were current.
-  const face = $("bars-face");
-  const stale = state.lastFaceAt > 0 && now - state.lastFaceAt > STALE_FACE_MS;
-  face.dataset.stale = stale ? "true" : "false";
-  if (stale) face.querySelector(".status").textContent = `waiting: last face answer ${((now - state.lastFaceAt) / 1000).toFixed(1)} s ago`;
+  for (const [id, last, what] of [["bars-face", state.lastFaceAt, "face"], ["bars-voice", state.lastVoiceAt, "voice"]]) {
+    const bars = $(id);
+    const stale = last > 0 && now - last > STALE_MS;
+    bars.dataset.stale = stale ? "true" : "false";
+    if (stale) bars.querySelector(".status").textContent = `waiting: last ${what} answer ${((now - last) / 1000).toFixed(1)} s ago`;
+  }
   state.faceTimes = state.faceTimes.filter((t) => t > now - 2000);
   $("face-fps").textContent = (state.faceTimes.length / 2).toFixed(1);
   state.voiceTimes = state.voiceTimes.filter((t) => t > now - 5000);
@@ -191,7 +199,7 @@ function startFrames() {
     // At most two frames waiting for an answer; a lost answer stops counting after a second.
     if (state.framesInFlight >= 2 && performance.now() - state.lastFaceAt < 1000) return;
     ctx.drawImage(video, 0, 0, grab.width, grab.height);
-    state.framesInFlight += 1;
+    state.framesInFlight += 1; state.counters.framesSent += 1;
     grab.toBlob((blob) => {
       if (!blob) return;
       // The socket may have closed (stop, page leaving) while the frame was encoded: drop the frame then.
