@@ -33,8 +33,8 @@ def fer_test_splits(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def load_face_models(specs: list[str]) -> dict[str, tuple[Any, str]]:
     """``{name: (model, where it came from)}`` for ``shipped``, ``fer`` and ``NAME=DIR`` specs."""
-    from emofuse.inference.models import shipped_model_dir
     from emofuse.models import create_model, load_model
+    from emofuse.models.shipped import shipped_model_dir
 
     models: dict[str, tuple[Any, str]] = {}
     for spec in specs:

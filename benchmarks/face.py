@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from emofuse.evaluation.results import write_results
-from emofuse.training.experiment import ExperimentConfig, run_experiment
+from emofuse.study.experiment import ExperimentConfig, run_experiment
 
 MODELS = ("face_minixception_fer", "face_logreg", "face_cnn", "face_resnet", "face_effnet")
 RESULTS = Path(__file__).parent / "results" / "face_fer2013.json"

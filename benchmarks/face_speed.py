@@ -28,9 +28,9 @@ from emofuse._io import write_json  # noqa: E402
 from emofuse.data.synthetic import draw_face  # noqa: E402
 from emofuse.evaluation.results import git_commit  # noqa: E402
 from emofuse.features.face import FaceDetector  # noqa: E402
-from emofuse.inference.models import shipped_model_dir  # noqa: E402
 from emofuse.labels import FER7  # noqa: E402
 from emofuse.models import MODELS, create_model, load_model  # noqa: E402
+from emofuse.models.shipped import shipped_model_dir  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "face_speed.json"
 

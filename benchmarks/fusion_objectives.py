@@ -68,7 +68,8 @@ def evaluate(cells: dict[str, Path], members: tuple[str, ...]) -> dict[str, Any]
     from emofuse.fusion import create_fusion
     from emofuse.fusion._models import ua_score
     from emofuse.labels import shared_label_set
-    from emofuse.study.runner import StudyError, fusion_fold, load_fold_predictions
+    from emofuse.study.cells import StudyError
+    from emofuse.study.fusion_cells import fusion_fold, load_fold_predictions
 
     first = json.loads((cells[members[0]] / "config.json").read_text())
     labels_of = {m: tuple(json.loads((cells[m] / "labels.json").read_text())) for m in members}

@@ -66,7 +66,7 @@ def measure_onnx(models: Sequence[str] = ("voice", "face"), *, threads: int = 1,
     import torch
 
     from emofuse.evaluation.results import git_commit
-    from emofuse.inference.models import shipped_model_dir
+    from emofuse.models.shipped import shipped_model_dir
 
     torch.set_num_threads(threads)
     out: dict[str, Any] = {

@@ -117,7 +117,7 @@ def measure_ray(*, data: Path | None = DEFAULT_DATA, clips: int = 200, workers: 
 
 
 def _shipped_voice_name() -> str:
-    from emofuse.inference.models import shipped_model_dir
+    from emofuse.models.shipped import shipped_model_dir
 
     directory = shipped_model_dir("voice")
     if directory is None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from emofuse.evaluation.results import ResultRecord, write_results
-from emofuse.training.experiment import ExperimentConfig, run_experiment
+from emofuse.study.experiment import ExperimentConfig, run_experiment
 
 RESULTS = Path(__file__).parent / "results" / "text.json"
 CELLS = (

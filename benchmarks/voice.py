@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from emofuse.evaluation.results import write_results
-from emofuse.training.experiment import ExperimentConfig, run_experiment
+from emofuse.study.experiment import ExperimentConfig, run_experiment
 
 MODELS = ("voice_logreg", "voice_cnn1d", "voice_gru", "voice_lstm", "voice_cnn2d", "voice_crnn",
           "voice_whisper_tiny", "voice_whisper_base", "voice_whisper", "voice_whisper_plus",
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
         dataset = load_ravdess(args.data)
     if args.speaker_adaptation:
-        from emofuse.evaluation.speaker_adaptation import speaker_adapted_records
+        from emofuse.study.speaker_adaptation import speaker_adapted_records
 
         for model in args.speaker_adaptation.split(","):
             records = speaker_adapted_records(dataset, model=model, seed=args.seed, progress=not args.quiet)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in records:
                 print(f"{model:14s} {r.variant:12s} UA {r.ua_mean:.3f} ± {r.ua_std:.3f}  WA {r.wa_mean:.3f}", flush=True)
     if args.enrolled_speakers:
-        from emofuse.evaluation.speaker_adaptation import enrolled_speaker_record
+        from emofuse.study.speaker_adaptation import enrolled_speaker_record
 
         for model in args.enrolled_speakers.split(","):
             record = enrolled_speaker_record(dataset, model=model, seed=args.seed, progress=not args.quiet)

@@ -32,9 +32,9 @@ from emofuse.evaluation.metrics import compute_metrics
 from emofuse.evaluation.results import git_commit
 from emofuse.features import corrupt
 from emofuse.features.audio import load_audio
-from emofuse.inference.models import shipped_model_dir
 from emofuse.models import create_model
-from emofuse.training.experiment import runtime_options
+from emofuse.models.shipped import shipped_model_dir
+from emofuse.study.experiment import runtime_options
 
 RESULTS = Path(__file__).parent / "results" / "voice_robustness.json"
 Corruption = Callable[[np.ndarray, np.random.Generator], np.ndarray]

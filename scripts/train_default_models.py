@@ -89,7 +89,7 @@ def train_voice(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     from emofuse.data import load_dataset
     from emofuse.features.cache import FeatureCache
     from emofuse.models import create_model
-    from emofuse.training.experiment import ExperimentConfig, run_experiment
+    from emofuse.study.experiment import ExperimentConfig, run_experiment
 
     params = json.loads(json.dumps(VOICE_PARAMS))
     run_dir = runs / "voice_cnn1d-ravdess-actor-split"
@@ -132,7 +132,7 @@ def train_voice(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
 def train_face(fer2013: str, runs: Path, seed: int, epochs: int, threads: int) -> dict[str, Any]:
     """``face_effnet`` on fer2013-official; the shipped model is the run's best-PublicTest weights."""
     from emofuse.models import MODELS, load_model
-    from emofuse.training.experiment import ExperimentConfig, run_experiment
+    from emofuse.study.experiment import ExperimentConfig, run_experiment
 
     params = json.loads(json.dumps(FACE_PARAMS))
     params["train"]["epochs"] = epochs
@@ -207,7 +207,7 @@ def train_voice_whisper(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     from emofuse.data import load_dataset
     from emofuse.features.cache import FeatureCache
     from emofuse.models import create_model
-    from emofuse.training.experiment import ExperimentConfig, run_experiment
+    from emofuse.study.experiment import ExperimentConfig, run_experiment
 
     run_dir = runs / "voice_whisper_tiny-ravdess-actor-split"
     started = time.perf_counter()
@@ -295,7 +295,7 @@ def _measure_speaker_adaptation(dataset: Any, C: float, seed: int) -> tuple[dict
 def train_text(meld: str, runs: Path, seed: int) -> dict[str, Any]:
     """``text_minilm`` on MELD (train; C by weighted F1 on dev; unweighted classes, MELD's usual tuning)."""
     from emofuse.models import load_model
-    from emofuse.training.experiment import ExperimentConfig, run_experiment
+    from emofuse.study.experiment import ExperimentConfig, run_experiment
 
     params = {"balanced": False, "select_by": "weighted_f1"}
     run_dir = runs / "text_minilm-meld-official"
@@ -339,7 +339,7 @@ def calibrate_voice(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     """The shipped voice head's recipe (same C) on every ravdess-6fold fold: temperature and threshold
     fitted on the folds' validation actors, ECE measured on their test actors (all 24, each once)."""
     from emofuse.inference.calibration import fit_calibration, with_test_ece
-    from emofuse.training.experiment import ExperimentConfig, run_experiment
+    from emofuse.study.experiment import ExperimentConfig, run_experiment
 
     card = json.loads((ASSETS / "voice" / "card.json").read_text())
     run_dir = runs / "voice_whisper_tiny-ravdess-6fold-calibration"
@@ -392,7 +392,7 @@ def _clean(out: Path) -> None:
 
 def write_card(card: dict[str, Any]) -> None:
     from emofuse._io import write_json
-    from emofuse.inference.models import render_model_card
+    from emofuse.models.shipped import render_model_card
 
     out = ASSETS / card["name"]
     write_json(out / "card.json", card)

@@ -35,3 +35,61 @@ def test_no_package_imports_another_packages_private_names():
                 found.append(f"{module}: from {node.module} import ...")
             found += [f"{module}: from {node.module} import {a.name}" for a in node.names if _private(a.name)]
     assert found == []
+
+
+def _imports() -> dict[str, set[str]]:
+    """Module -> the emofuse modules it imports (at the top or lazily, in a function), excluding its
+    own package's ``__init__`` (a registry importing its members lazily is not a cycle of layers)."""
+    modules = {".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in ROOT.rglob("*.py")}
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("emofuse.")):
+                continue
+            targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            edges[module] |= {t for t in targets if t in modules and t != module and not module.startswith(t + ".")}
+    return edges
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles_between_modules_or_packages():
+    edges = _imports()
+    assert _cycles(edges) == []
+    packages: dict[str, set[str]] = {}
+    for module, targets in edges.items():
+        packages.setdefault(_package(module), set()).update(_package(t) for t in targets)
+    for package, targets in packages.items():
+        targets.discard(package)
+    assert _cycles(packages) == []

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from emofuse.cli import app
 from emofuse.export.runtime import cached_export_path, cached_onnx_model
-from emofuse.inference.models import shipped_model_dir
 from emofuse.models import load_model
+from emofuse.models.shipped import shipped_model_dir
 from tests._predictors import media, voiced, write_wav
 
 __all__ = ["media"]

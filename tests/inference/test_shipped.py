@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from emofuse.inference import Predictor
-from emofuse.inference.models import assets_dir, render_model_card, shipped_model_dir
 from emofuse.labels import FER7, RAVDESS8
+from emofuse.models.shipped import assets_dir, render_model_card, shipped_model_dir
 from tests._predictors import astronaut, voiced
 
 SHIPPED = {"voice": RAVDESS8, "face": FER7}

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from emofuse.cli import app
 from emofuse.study import StudyConfig, run_study
-from emofuse.study.runner import StudyError
-from emofuse.training.experiment import ExperimentConfig, run_experiment
+from emofuse.study.cells import StudyError
+from emofuse.study.experiment import ExperimentConfig, run_experiment
 
 
 def _config(ravdess_dir, fer_csv, **extra):
@@ -189,7 +189,7 @@ def _log_epochs(fold_dir, epochs, *, seconds, limit=None):
 
 
 def test_time_left_is_estimated_from_the_epochs_a_cell_has_logged(tmp_path):
-    from emofuse.study.runner import estimate_seconds_left
+    from emofuse.study.cells import estimate_seconds_left
 
     folds = tmp_path / "folds"
     assert estimate_seconds_left(tmp_path, (), {}, ("fold1", "fold2")) is None  # nothing logged yet
@@ -272,7 +272,7 @@ def test_cli_study_and_its_errors(ravdess_dir, fer_csv, tmp_path):
 
 def test_a_worker_job_rebuilds_the_config_and_runs_its_cell(ravdess_dir, tmp_path):
     """What --workers N runs in each process: the config travels as a dict and the cell is finished there."""
-    from emofuse.study.runner import ModelJob, plan_cells, run_model_job
+    from emofuse.study.cells import ModelJob, plan_cells, run_model_job
 
     config = StudyConfig.from_dict({"name": "w", "data": {"ravdess": str(ravdess_dir)}, "protocols": ["ravdess-random"],
                                     "models": [{"name": "plain", "model": "voice_logreg", "params": {"max_iter": 200}}]})
@@ -285,7 +285,7 @@ def test_a_worker_job_rebuilds_the_config_and_runs_its_cell(ravdess_dir, tmp_pat
 def test_workers_split_a_cell_fold_by_fold_and_get_what_one_process_gets(ravdess_dir, tmp_path):
     """With --workers, a cell with several folds left is one job per fold (so a six-fold cell keeps
     every worker busy); the cell is summarised when its last fold is in, and equals a serial run."""
-    from emofuse.study.runner import folds_to_split, plan_cells
+    from emofuse.study.cells import folds_to_split, plan_cells
 
     config = StudyConfig.from_dict({
         "name": "w", "data": {"ravdess": str(ravdess_dir)}, "protocols": ["ravdess-6fold"],
@@ -377,7 +377,7 @@ def test_only_runs_the_named_entries_and_the_whole_config_finishes_the_study(rav
 def test_a_model_fitted_on_its_validation_clips_is_fused_on_held_out_predictions_only(ravdess_dir, tmp_path):
     """A run of a model that refits with its validation clips is reused for fusion only when it kept
     held-out validation predictions; a finished cell without them is an error, not a silent in-sample fit."""
-    from emofuse.study.runner import find_reusable_run, has_heldout_val_predictions
+    from emofuse.study.cells import find_reusable_run, has_heldout_val_predictions
 
     earlier = tmp_path / "runs" / "old"
     run_experiment(ExperimentConfig.from_dict({
@@ -440,7 +440,7 @@ def test_protocol_runs_the_cells_of_that_protocol_only(ravdess_dir, fer_csv, tmp
 
 
 def test_fusion_is_fitted_with_speaker_groups_only_where_test_speakers_are_new():
-    from emofuse.study.runner import fit_groups
+    from emofuse.study.fusion_cells import fit_groups
 
     paths = np.array(["r/Actor_04/03-01-01-01-01-01-04.flac", "r/Actor_17/03-01-05-02-01-02-17.wav"])
     assert fit_groups({"name": "ravdess-6fold", "speaker_independent": True}, paths) == ["04", "17"]

@@ -18,7 +18,7 @@ def evaluate(
     """Re-score a saved run: reload each fold's model and predict its test set again."""
     from rich.table import Table
 
-    from emofuse.training.experiment import evaluate_run
+    from emofuse.study.experiment import evaluate_run
 
     rows = guarded(evaluate_run, run_dir, data=parse_data(data or []), progress=not quiet)
     table = Table(title=f"re-scored {run_dir}")

@@ -27,9 +27,9 @@ def score(
     and left out of the metrics.
     """
     from emofuse.data import load_dataset
-    from emofuse.evaluation.scoring import score_model, write_score
-    from emofuse.inference.models import SHIPPED, shipped_model_dir
     from emofuse.models import load_model
+    from emofuse.models.shipped import SHIPPED, shipped_model_dir
+    from emofuse.study.scoring import score_model, write_score
 
     ((kind, path),) = parse_data([data]).items()
     if model in SHIPPED:

@@ -46,8 +46,8 @@ def _train(model: str, data: list[str], protocol: str, out: Path | None, device:
            folds: str | None, limit: int | None, resume: bool, inputs: str, quiet: bool) -> None:
     import datetime
 
+    from emofuse.study.experiment import ExperimentConfig, run_experiment
     from emofuse.training import distributed
-    from emofuse.training.experiment import ExperimentConfig, run_experiment
 
     params: dict[str, Any] = {}
     if config is not None:

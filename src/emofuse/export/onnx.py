@@ -24,9 +24,9 @@ import numpy as np
 
 from emofuse._io import write_json
 from emofuse.errors import EmofuseError
+from emofuse.export.sidecar import build_sidecar, sidecar_path
 
 OPSET = 18
-SIDECAR_VERSION = 1
 TOLERANCE = 1e-4  # max abs difference of probabilities, exported vs torch, checked on every export
 
 
@@ -61,18 +61,13 @@ class OnnxExport:
     max_abs_diff: float  # on the export's own check inputs
 
 
-def sidecar_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_name(path.name + ".json")
-
-
 # --- which folder --------------------------------------------------------------------------------
 
 
 def resolve_model_dir(source: str | Path, *, fold: str | None = None) -> Path:
     """``voice``/``face``/``text`` (the shipped models), a saved model folder (``model.json``), or a run
     directory from ``emofuse train`` (its ``folds/<fold>/model``; ``fold`` picks one when there are several)."""
-    from emofuse.inference.models import SHIPPED, shipped_model_dir
+    from emofuse.models.shipped import SHIPPED, shipped_model_dir
 
     path = Path(source)
     if str(source) in SHIPPED and not path.exists():
@@ -223,7 +218,7 @@ def export_onnx(source: str | Path, out: str | Path, *, fold: str | None = None,
         out.unlink(missing_ok=True)  # an export that failed its check is not left behind
         raise
     sidecar = sidecar_path(out)
-    write_json(sidecar, _sidecar(meta, spec, folder, opset=opset, max_abs_diff=diff))
+    write_json(sidecar, build_sidecar(meta, spec, folder, opset=opset, max_abs_diff=diff, tolerance=TOLERANCE))
     return OnnxExport(path=out, sidecar=sidecar, model=str(meta["model"]), kind=spec.kind, max_abs_diff=diff)
 
 
@@ -316,7 +311,7 @@ def check_export(spec: GraphSpec, path: Path) -> float:
     (batch 1 and 3; the time axis cut and stretched). Raises :class:`ExportError` past 1e-4."""
     import torch
 
-    from emofuse.export.runtime import new_session
+    from emofuse.export.session import new_session
 
     session = new_session(path, threads=1)
     worst = 0.0
@@ -372,31 +367,3 @@ def _like(inp: GraphInput, x: Any, shape: list[int], size: dict[str, int], gener
         low, high = int(x.min()), int(x.max()) + 1
         return torch.randint(low, high, shape, generator=generator)
     return torch.randn(shape, generator=generator) * float(x.std())
-
-
-def _sidecar(meta: dict[str, Any], spec: GraphSpec, folder: Path, *, opset: int, max_abs_diff: float) -> dict[str, Any]:
-    import torch
-
-    from emofuse import __version__
-    from emofuse._io import file_digest
-
-    inputs = []
-    for inp in spec.inputs:
-        shape: list[str | int] = [inp.axes.get(a, int(n)) for a, n in enumerate(inp.example.shape)]
-        inputs.append({"name": inp.name, "dtype": inp.dtype, "shape": shape, "min": inp.min_size})
-    return {
-        "format_version": SIDECAR_VERSION,
-        "model": meta["model"],
-        "kind": spec.kind,
-        "architecture": meta.get("architecture", {}),
-        "labels": meta["labels"],
-        "features": meta.get("features", {}),
-        "inputs": inputs,
-        "outputs": [{"name": "probabilities", "dtype": "float32", "shape": ["batch", len(meta["labels"])]}],
-        "opset": opset,
-        "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
-        "emofuse_version": __version__,
-        "source": {"folder": str(folder), "weights_sha256": file_digest(folder / "model.safetensors")},
-        "check": {"max_abs_diff": max_abs_diff, "tolerance": TOLERANCE},
-        "checkpoint": meta,  # the model's own model.json: what the runtime rebuilds preprocessing from
-    }

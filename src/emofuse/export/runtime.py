@@ -19,21 +19,7 @@ from typing import Any
 import numpy as np
 
 from emofuse.errors import EmofuseError
-
-
-def new_session(path: str | Path, *, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session with every graph optimisation on; ``threads`` intra-op threads
-    (None or 0: onnxruntime's default, one per physical core)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.inter_op_num_threads = 1
-    if threads:
-        options.intra_op_num_threads = int(threads)
-    options.log_severity_level = 3  # warnings about unused initialisers are noise here
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+from emofuse.export.session import new_session
 
 
 class OnnxModel:
@@ -42,7 +28,7 @@ class OnnxModel:
     runtime = "onnx"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, batch_size: int = 32) -> None:
-        from emofuse.export.onnx import sidecar_path
+        from emofuse.export.sidecar import sidecar_path
 
         self.path = Path(path)
         sidecar = sidecar_path(self.path)
@@ -205,7 +191,8 @@ def cached_export_path(model_dir: str | Path) -> Path:
 def cached_onnx_model(source: str | Path, *, threads: int | None = None) -> OnnxModel:
     """An :class:`OnnxModel` for ``source``: an ``.onnx`` file (its sidecar beside it), or a saved
     model folder, exported into the cache the first time and read from there afterwards."""
-    from emofuse.export.onnx import export_onnx, sidecar_path
+    from emofuse.export.onnx import export_onnx
+    from emofuse.export.sidecar import sidecar_path
 
     source = Path(source)
     if source.suffix == ".onnx":

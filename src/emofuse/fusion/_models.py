@@ -249,14 +249,14 @@ class LateFusion:
                 "temperatures": dict(self.temperatures_)}
 
     def save(self, directory: str | Path) -> None:
-        from emofuse.training.checkpoint import save_checkpoint
+        from emofuse.checkpoint import save_checkpoint
 
         check_fitted(self)
         save_checkpoint(directory, arrays={"weights": self.weights_}, meta=self._meta())
 
     @classmethod
     def load(cls, directory: str | Path, **kwargs: Any) -> LateFusion:
-        from emofuse.training.checkpoint import load_checkpoint
+        from emofuse.checkpoint import load_checkpoint
 
         arrays, meta = load_checkpoint(directory)
         params = {k: v for k, v in meta["architecture"].items() if k != "kind"}
@@ -490,7 +490,7 @@ class StackingFusion(LateFusion):
         return probs
 
     def save(self, directory: str | Path) -> None:
-        from emofuse.training.checkpoint import save_checkpoint
+        from emofuse.checkpoint import save_checkpoint
 
         check_fitted(self)
         save_checkpoint(directory, arrays={"weights": self.weights_, **self.head_.arrays()},

@@ -24,7 +24,7 @@ from emofuse.errors import ConfigError, DataError
 from emofuse.features.audio import SAMPLE_RATE_HZ
 from emofuse.inference.calibration import Calibration
 from emofuse.inference.fusion import FUSED_LABELS, fuse_modalities
-from emofuse.inference.models import ModelInfo, read_card, shipped_model_dir
+from emofuse.inference.models import ModelInfo
 from emofuse.inference.results import (
     FaceBoxOut,
     ModalityResult,
@@ -33,6 +33,7 @@ from emofuse.inference.results import (
     VideoResult,
     status_only,
 )
+from emofuse.models.shipped import read_card, shipped_model_dir
 
 AudioIn = str | Path | np.ndarray
 ImageIn = str | Path | bytes | np.ndarray

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg
-from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig, seed_everything
 
 FACE_SIDE = 48

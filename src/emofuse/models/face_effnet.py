@@ -188,7 +188,7 @@ def load_imagenet_weights(source: str | Path | None = None) -> EfficientNetLite0
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     """``state`` as safetensors at ``path``, atomically."""
-    from emofuse.training.checkpoint import save_arrays
+    from emofuse.checkpoint import save_arrays
 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_arrays(path, dict(state))

@@ -40,10 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.errors import EmofuseError
 from emofuse.labels import FER7, UnknownLabelError, align_probabilities
 from emofuse.models.base import check_fitted, label_targets
-from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 
 FaceInput = str | Path | np.ndarray
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.errors import ConfigError, EmofuseError
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg, fit_logreg_select
-from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig, seed_everything
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.errors import ConfigError, checked_options
 from emofuse.features.audio import (
     SAMPLE_RATE_HZ,
@@ -27,7 +28,6 @@ from emofuse.features.audio import (
 from emofuse.features.cache import FeatureCache
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg
-from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig
 
 AudioInput = str | Path | np.ndarray

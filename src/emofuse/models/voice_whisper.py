@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.errors import ConfigError
 from emofuse.features.cache import FeatureCache
 from emofuse.features.speaker import RunningSpeakerStats, SpeakerNormaliser
 from emofuse.features.whisper_states import AudioInput, WhisperFeatures, pooled_states, select_layers
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg, fit_logreg_select
-from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 
 HEADS = {"logreg": "torch", "ridge": "ridge"}  # head -> StandardisedLogReg solver
 LOGREG_C_GRID = (0.003, 0.01, 0.03)

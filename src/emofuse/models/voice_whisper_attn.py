@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.errors import ConfigError
 from emofuse.features.cache import FeatureCache
 from emofuse.features.whisper_states import AudioInput, WhisperFeatures, frame_states
 from emofuse.models.base import check_fitted, label_targets
-from emofuse.training.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.training.loop import TrainConfig
 
 if TYPE_CHECKING:

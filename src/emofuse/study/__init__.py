@@ -4,6 +4,7 @@
 >>> run_study(config, "runs/study-smoke")   # resumable; writes report.md and report.html
 """
 
+from emofuse.study.cells import PlannedCell, StudyError
 from emofuse.study.config import (
            FusionEntry,
            ModelEntry,
@@ -12,7 +13,7 @@ from emofuse.study.config import (
            StudyConfig,
            load_study_config,
 )
-from emofuse.study.runner import PlannedCell, StudyError, StudyOutcome, plan_study, run_study
+from emofuse.study.runner import StudyOutcome, plan_study, run_study
 
 __all__ = ["FusionEntry", "ModelEntry", "PairedConfig", "PlannedCell", "Reference", "StudyConfig", "StudyError",
            "StudyOutcome", "load_study_config", "plan_study", "run_study"]

@@ -32,7 +32,7 @@ VERSION = 1
 def _read(cell_dir: Path, fold: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities ``(n, k)`` and targets as indices into BASIC7."""
     from emofuse.labels import BASIC7, convert_labels
-    from emofuse.study.runner import load_fold_predictions
+    from emofuse.study.fusion_cells import load_fold_predictions
 
     labels = json.loads((cell_dir / "labels.json").read_text())
     data = load_fold_predictions(cell_dir, fold, split=split)
@@ -71,7 +71,7 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
     from emofuse.evaluation.results import git_commit
     from emofuse.fusion import FusionInput, create_fusion
     from emofuse.labels import BASIC7, align_probabilities
-    from emofuse.study.runner import _file_digest, fit_groups, load_fold_predictions
+    from emofuse.study.fusion_cells import file_digest, fit_groups, load_fold_predictions
 
     voice_labels = tuple(json.loads((voice_dir / "labels.json").read_text()))
     face_labels = tuple(json.loads((face_dir / "labels.json").read_text()))
@@ -82,7 +82,7 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
     inputs = [d / "folds" / f / n for d, folds in ((voice_dir, voice_folds), (face_dir, face_folds))
               for f in folds for n in ("predictions.npz", "val_predictions.npz")]
     identity = {"version": VERSION, "config": asdict(config),
-                "voice_run": str(voice_dir), "face_run": str(face_dir), "inputs_sha256": _file_digest(inputs), "code": git_commit()}
+                "voice_run": str(voice_dir), "face_run": str(face_dir), "inputs_sha256": file_digest(inputs), "code": git_commit()}
     result_path = out / "paired.json"
     if result_path.is_file():
         stored = json.loads(result_path.read_text())

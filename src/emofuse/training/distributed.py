@@ -5,7 +5,7 @@
 process group (NCCL on GPUs, gloo on CPU). Without those variables nothing happens and every helper
 here answers as the only process of a world of one, so the training loop has a single code path.
 
-What rank 0 alone does (see :mod:`emofuse.training.loop` and :mod:`emofuse.training.experiment`):
+What rank 0 alone does (see :mod:`emofuse.training.loop` and :mod:`emofuse.study.experiment`):
 writing the run directory, the log, the resumable state and the saved models; showing progress.
 """
 

@@ -37,10 +37,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from emofuse.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 from emofuse.errors import ConfigError, checked_options
 from emofuse.evaluation.metrics import compute_metrics
 from emofuse.training import distributed
-from emofuse.training.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 
 Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
 Collate = Callable[[list[Any]], Batch]

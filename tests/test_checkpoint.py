@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from emofuse.training.checkpoint import (
+from emofuse.checkpoint import (
     CheckpointError,
     flatten_state,
     load_checkpoint,

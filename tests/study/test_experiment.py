@@ -8,7 +8,7 @@ import pytest
 
 from emofuse.errors import EmofuseError
 from emofuse.evaluation.results import read_results
-from emofuse.training.experiment import ExperimentConfig, evaluate_run, run_experiment
+from emofuse.study.experiment import ExperimentConfig, evaluate_run, run_experiment
 
 
 def _config(ravdess_dir, out, **kwargs):
@@ -59,7 +59,7 @@ def test_resume_skips_finished_folds(ravdess_dir, tmp_path):
 def test_a_run_split_fold_by_fold_equals_the_whole_run(ravdess_dir, tmp_path):
     """What ``emofuse study --workers`` does with a cell's folds: each process trains its folds into the
     one run directory without a summary; the summary afterwards equals an unsplit run's."""
-    from emofuse.training.experiment import summarize_run
+    from emofuse.study.experiment import summarize_run
 
     kwargs = {"folds": ["fold1", "fold2"], "limit_per_fold": 30, "model_params": {"max_iter": 100}}
     whole = run_experiment(_config(ravdess_dir, tmp_path / "whole", **kwargs), progress=False)
@@ -136,7 +136,7 @@ def test_text_model_on_transcripts_of_speech(tmp_path):
 
 
 def test_validation_probabilities_are_held_out_for_a_model_fitted_on_them():
-    from emofuse.training.experiment import fits_on_validation, validation_probabilities
+    from emofuse.study.experiment import fits_on_validation, validation_probabilities
 
     class Refits:
         name = "refits"

