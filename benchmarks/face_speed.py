@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     one = found[0].crop[None] if found else draw_face("happy")[None]  # (1, 48, 48)
     crop_ms, frame_ms = {}, {}
     runs = Path(args.runs) if args.runs else None
-    candidates = [(name, *model_for(name, runs)) for name, spec in MODELS.items() if spec.modality == "image"]
+    candidates = [(name, *model_for(name, runs)) for name, spec in MODELS.items() if spec.modality == "face"]
     shipped = shipped_model_dir("face")
     if shipped is not None:  # the model predict and the live page run, in torch and in onnxruntime
         from emofuse.export.runtime import cached_onnx_model

@@ -44,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     from emofuse.models import create_model
 
     models = [m for m in args.models.split(",") if m]
-    unknown = [m for m in models if m not in REGISTRY or REGISTRY[m].modality != "audio"]
+    unknown = [m for m in models if m not in REGISTRY or REGISTRY[m].modality != "voice"]
     if not models or unknown:
         parser.error(f"--models: voice registry models, not {unknown or 'nothing'}; known: "
-                     f"{', '.join(n for n, s in REGISTRY.items() if s.modality == 'audio')}")
+                     f"{', '.join(n for n, s in REGISTRY.items() if s.modality == 'voice')}")
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError:

@@ -60,7 +60,7 @@ CORRUPTIONS: dict[str, Corruption] = {
 
 def model_for(spec: str) -> tuple[str, dict]:
     """Registry name and parameters of ``NAME`` or ``NAME=JSON`` (parameters for ``create_model``):
-    ``shipped`` is the shipped voice model's recipe (its card's C)."""
+    ``shipped`` is the shipped voice model's recipe (its card's C and training copies)."""
     name, _, overrides = spec.partition("=")
     params = json.loads(overrides) if overrides else {}
     if name != "shipped":
@@ -69,7 +69,8 @@ def model_for(spec: str) -> tuple[str, dict]:
     if folder is None:
         raise SystemExit("no shipped voice model in this install")
     card = json.loads((folder / "card.json").read_text())
-    return card["registry_model"], {"C": card["recipe"]["C"], **params}
+    recipe = {k: v for k, v in card["recipe"].items() if k != "features"}  # C, and its training copies
+    return card["registry_model"], {**recipe, **params}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs) if args.runs else None
     models = {}
     for name, spec in MODELS.items():
-        if spec.modality != "audio":
+        if spec.modality != "voice":
             continue
         model, origin = trained_or_quick(name, runs)
         models[name] = {**timed(lambda m=model: m.predict_proba([waveform]), args.repeats), "model_from": origin}

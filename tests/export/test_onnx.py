@@ -113,11 +113,11 @@ def small_model(name: str, tiny_bert: Path | None = None) -> Any:
 def _inputs(modality: str, batch: int, size: float) -> list[Any]:
     """Raw inputs (what predict_proba takes) of ``batch`` items around ``size`` (seconds, or words)."""
     rng = np.random.default_rng(batch)
-    if modality == "audio":
+    if modality == "voice":
         codes = ["01", "03", "04", "05"]
         return [tone_clip(codes[i % 4], actor=i + 1, seconds=size * (1 - 0.3 * i / max(batch, 1)), seed=i)
                 for i in range(batch)]
-    if modality == "image":
+    if modality == "face":
         return list(rng.integers(0, 256, size=(batch, 48, 48), dtype=np.uint8))
     words = ["what", "a", "day", "i", "am", "so", "happy", "and", "then", "sad", "again", ",", "really", "!"]
     return [" ".join(words[: max(1, int(size) - 2 * i)]) for i in range(batch)]
@@ -152,7 +152,7 @@ def test_export_agrees_with_torch(name: str, tiny_bert: Path, tmp_path: Path) ->
     onnx_model = OnnxModel.load(result.path, threads=1)
     assert onnx_model.labels_ == torch_model.labels_ and onnx_model.name == name
     modality = MODELS[name].modality
-    for batch, size in ((1, 0.7 if modality == "audio" else 3), (3, 1.6 if modality == "audio" else 9)):
+    for batch, size in ((1, 0.7 if modality == "voice" else 3), (3, 1.6 if modality == "voice" else 9)):
         X = _inputs(modality, batch, size)
         expected, got = torch_model.predict_proba(X), onnx_model.predict_proba(X)
         assert got.shape == expected.shape == (batch, len(torch_model.labels_))

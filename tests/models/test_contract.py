@@ -61,8 +61,8 @@ def _members(n_per_class: int, seed: int) -> tuple[FusionInput, list[str]]:
 
 # modality -> (training data, validation data, label set): what every model of that modality is fed.
 def _cases() -> dict[str, tuple[Any, Any, tuple[str, ...]]]:
-    return {"audio": (_clips(4, 0), _clips(2, 100), LABELS), "image": (_faces(3, 0), _faces(2, 1000), FER7),
-            "text": (_texts(30, 0), _texts(12, 1), ("happy", "sad", "angry")),
+    return {"voice": (_clips(4, 0), _clips(2, 100), LABELS), "face": (_faces(3, 0), _faces(2, 1000), FER7),
+            "words": (_texts(30, 0), _texts(12, 1), ("happy", "sad", "angry")),
             "fusion": (_members(12, 0), _members(6, 1), BASIC7)}
 
 
@@ -125,7 +125,7 @@ def test_every_model_offers_the_whole_classifier_surface(name):
 
 
 def test_a_class_missing_from_training_still_gets_a_column(cases):
-    (X, y), (X_val, _y_val), _ = cases["audio"]
+    (X, y), (X_val, _y_val), _ = cases["voice"]
     keep = [i for i, label in enumerate(y) if label != "angry"]
     model = create_model("voice_logreg").fit([X[i] for i in keep], [y[i] for i in keep], labels=LABELS)
     probs = model.predict_proba(X_val)

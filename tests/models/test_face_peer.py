@@ -223,7 +223,7 @@ def test_registry_entry_if_present():
     spec = MODELS.get("face_minixception_fer")
     if spec is None:
         pytest.skip("face_minixception_fer is not in the registry yet")
-    assert spec.modality == "image" and spec.cls() is face_peer.FerMiniXception
+    assert spec.modality == "face" and spec.cls() is face_peer.FerMiniXception
 
 
 # --- real faces ----------------------------------------------------------------------------------

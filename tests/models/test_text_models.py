@@ -34,7 +34,7 @@ FAST = {"text_bigru": {"train": {"epochs": 8, "batch_size": 16, "patience": 8, "
         "text_minilm_finetune": {"train": {"epochs": 3, "batch_size": 16, "patience": 3, "lr": 2e-4}}}
 
 
-@pytest.mark.parametrize("name", sorted(n for n, s in MODELS.items() if s.modality == "text"))
+@pytest.mark.parametrize("name", sorted(n for n, s in MODELS.items() if s.modality == "words"))
 def test_text_models_learn_an_easy_mapping(name, data):
     (X, y), (X_val, y_val) = data
     model = create_model(name, **FAST.get(name, {})).fit(X, y, labels=LABELS, X_val=X_val, y_val=y_val)

@@ -61,7 +61,7 @@ def test_refusals_are_one_line_and_write_nothing(tiny_model_dirs: dict[str, Path
     out = tmp_path / "never"
     wrong = runner.invoke(app, ["score", str(tiny_model_dirs["face"]), "--data", f"ravdess={ravdess_dir}",
                                 "--out", str(out)])
-    assert wrong.exit_code == 1 and "face_logreg takes image input; ravdess holds audio" in wrong.stderr
+    assert wrong.exit_code == 1 and "face_logreg is a face model; ravdess holds audio data" in wrong.stderr
     bad_split = runner.invoke(app, ["score", str(tiny_model_dirs["face"]), "--data", f"fer2013={fer_csv}",
                                     "--split", "Nope", "--out", str(out)])
     assert bad_split.exit_code == 1 and "no samples in split 'Nope'" in bad_split.stderr

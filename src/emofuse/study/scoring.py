@@ -25,7 +25,7 @@ import numpy as np
 from emofuse.errors import EmofuseError
 
 # The registry's modality names for each kind of dataset.
-DATASET_MODALITY = {"audio": "audio", "image": "image", "text": "text"}
+DATASET_MODALITY = {"audio": "voice", "image": "face", "text": "words"}  # kind of data -> model modality
 
 
 class ScoreError(EmofuseError):
@@ -66,7 +66,7 @@ def score_model(model: Any, dataset: Any, *, source: str = "", split: str | None
     if modality == "fusion":
         raise ScoreError(f"{model.name} is a fusion model: score its members, or a study, instead")
     if DATASET_MODALITY.get(dataset.modality) != modality:
-        raise ScoreError(f"{model.name} takes {modality} input; {dataset.name} holds {dataset.modality}")
+        raise ScoreError(f"{model.name} is a {modality} model; {dataset.name} holds {dataset.modality} data")
     indices = np.arange(len(dataset.samples))
     if split is not None:
         indices = np.array([i for i, s in enumerate(dataset.samples) if s.split == split], dtype=np.int64)
