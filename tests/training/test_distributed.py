@@ -23,7 +23,8 @@ import torch.multiprocessing as mp
 import yaml
 
 from emofuse.training import distributed
-from emofuse.training.loop import TrainConfig, fit
+from emofuse.training.config import TrainConfig
+from emofuse.training.loop import fit
 from tests.training.test_loop import TinyNet, collate
 
 CONFIG = TrainConfig(epochs=5, batch_size=16, lr=1e-2, schedule="onecycle", patience=50)

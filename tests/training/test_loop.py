@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from emofuse.training.loop import ConfigError, TrainConfig, class_weights, fit, soft_cross_entropy
+from emofuse.training.config import TrainConfig
+from emofuse.training.loop import ConfigError, fit
 
 
 class TinyNet(nn.Module):
@@ -115,7 +116,7 @@ def test_fine_tuning_options(tmp_path):
 
 
 def test_weight_average_is_what_is_kept(tmp_path):
-    from emofuse.training.loop import ema_decay_at, update_ema
+    from emofuse.training.optim import ema_decay_at, update_ema
 
     average, live = TinyNet(), TinyNet()
     before = [p.detach().clone() for p in average.parameters()]
@@ -128,17 +129,6 @@ def test_weight_average_is_what_is_kept(tmp_path):
     plain, _ = _fit(tmp_path, TrainConfig(epochs=3, batch_size=16, lr=1e-2, patience=3))
     assert any(not torch.equal(a, b) for a, b in zip(module.state_dict().values(), plain.state_dict().values(),
                                                      strict=True))
-
-
-def test_class_weights_and_weighted_loss():
-    w = class_weights(np.array([0, 0, 0, 1]), 3)
-    assert w[0] == pytest.approx(4 / (2 * 3)) and w[1] == pytest.approx(4 / 2) and w[2] == 0
-    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
-    targets = torch.eye(3)[:2]
-    plain = soft_cross_entropy(logits, targets, None)
-    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1]))
-    torch.testing.assert_close(plain, expected)
-    assert soft_cross_entropy(logits, targets, torch.tensor([1.0, 1.0, 1.0])) == pytest.approx(float(expected))
 
 
 def test_config_is_strict_and_checked():

@@ -170,7 +170,7 @@ def _typed_configs(kwargs: dict[str, Any], cls: Any) -> None:
 
         kwargs["features"] = VoiceFeatures.from_dict(kwargs["features"])
     if isinstance(kwargs.get("train"), Mapping):
-        from emofuse.training.loop import TrainConfig
+        from emofuse.training.config import TrainConfig
 
         kwargs["train"] = TrainConfig.from_dict(kwargs["train"])
 

@@ -17,7 +17,8 @@ import numpy as np
 from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg
-from emofuse.training.loop import TrainConfig, seed_everything
+from emofuse.training.config import TrainConfig
+from emofuse.training.loop import seed_everything
 
 FACE_SIDE = 48
 FaceInput = str | Path | np.ndarray

@@ -25,7 +25,8 @@ from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.errors import ConfigError, EmofuseError
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg, fit_logreg_select
-from emofuse.training.loop import TrainConfig, seed_everything
+from emofuse.training.config import TrainConfig
+from emofuse.training.loop import seed_everything
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]")
 

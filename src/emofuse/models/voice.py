@@ -28,7 +28,7 @@ from emofuse.features.audio import (
 from emofuse.features.cache import FeatureCache
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg
-from emofuse.training.loop import TrainConfig
+from emofuse.training.config import TrainConfig
 
 AudioInput = str | Path | np.ndarray
 MIN_FRAMES = 64  # 0.64 s: the deepest net pools time by 16

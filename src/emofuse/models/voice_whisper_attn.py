@@ -27,7 +27,7 @@ from emofuse.errors import ConfigError
 from emofuse.features.cache import FeatureCache
 from emofuse.features.whisper_states import AudioInput, WhisperFeatures, frame_states
 from emofuse.models.base import check_fitted, label_targets
-from emofuse.training.loop import TrainConfig
+from emofuse.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from emofuse.models._whisper_heads import AttentiveStatsHead, ProjectedAttentionHead
