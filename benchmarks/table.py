@@ -198,7 +198,7 @@ def voice_robustness_table() -> list[str]:
     if data is None:
         return []
     names = list(data["models"])
-    short = {n: (n if len(n) < 40 else n[:37] + "...") for n in names}
+    short = {n: data["models"][n].get("label") or (n if len(n) < 40 else n[:37] + "...") for n in names}
     lines = ["| condition | " + " | ".join(short[n] for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     for condition in data["corruptions"]:
         lines.append(f"| {condition} | " + " | ".join(pct(data["models"][n]["conditions"][condition]["ua"])
@@ -208,9 +208,38 @@ def voice_robustness_table() -> list[str]:
     n_test = data["models"][names[0]]["n_test"] if names else 0
     reduced = (f"a reduced run: {data['limit_per_fold']} test clips per fold, {n_test} in all, so a cell moves by "
                "about 5 points by chance" if data.get("limit_per_fold") else f"all {n_test} test clips")
+    models = ", ".join(f"{short[n]}: `{n}`" if short[n] != n else f"`{n}`" for n in names)
     return ["\n### Voice robustness: UA % on `ravdess-6fold` test folds under corruptions "
-            "(`benchmarks/results/voice_robustness.json`)\n", f"Models: {', '.join(f'`{n}`' for n in names)}; "
-            f"{reduced}.\n\n", "\n".join(lines) + "\n"]
+            "(`benchmarks/results/voice_robustness.json`)\n", f"Models: {models}; {reduced}."
+            + (f" {data['note']}" if data.get("note") else "") + "\n\n", "\n".join(lines) + "\n"]
+
+
+def page_live_table() -> list[str]:
+    data = _result("page_live.json")
+    if data is None or not data.get("runs"):
+        return []
+    t = data["runs"][0]["targets"]
+    lines = ["| words | runtime | face updates/s | face latency p50 / p99 ms | voice interval p50 / max s "
+             "| words delay p50 / max s (n) | server / browser CPU cores | targets met |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in data["runs"]:
+        c, meets = r["config"], [v for v in r["meets"].values() if v is not None]
+        words = (f"{r['words_delay_p50_s']} / {r['words_delay_max_s']} ({r['transcripts']})"
+                 if c["words"] and r["transcripts"] else "-")
+        lines.append(f"| {'on' if c['words'] else 'off'} | {c['runtime']} | {r['face_updates_per_s']} | "
+                     f"{r['face_latency_p50_ms']} / {r['face_latency_p99_ms']} | {r['voice_interval_p50_s']} / "
+                     f"{r['voice_interval_max_s']} | {words} | {r['server_cpu_cores']} / {r['browser_cpu_cores']} | "
+                     f"{sum(meets)}/{len(meets)} |")
+    first = data["runs"][0]
+    return ["\n### The live page in a browser (`benchmarks/results/page_live.json`)\n",
+            f"`python benchmarks/page_live.py [--no-words] [--runtime onnx]`: `emofuse serve` with the shipped models "
+            f"and the page in headless Chromium on this {first['machine']['cpus']}-core machine, fake camera "
+            f"({first['config']['camera']} faces, moving, changing expression) and microphone ({first['config']['microphone']} "
+            f"speech with pauses), {first['seconds']:.0f} s after a {first['warmup_seconds']:.0f} s warm-up. Targets: "
+            f"face >= {t['face_updates_per_s']:.0f} updates/s with p99 <= {t['face_latency_p99_ms']:.0f} ms, voice "
+            f"every <= {t['voice_interval_p50_s']} s (p50) and never over {t['voice_interval_max_s']} s, words <= "
+            f"{t['words_delay_p50_s']} s after an utterance ends (p50). Face latency: frame received -> answer sent; "
+            "words delay: the utterance's last audio received -> its transcript sent.\n\n", "\n".join(lines) + "\n"]
 
 
 def vad_table() -> list[str]:
@@ -250,6 +279,7 @@ def render() -> str:
     parts += voice_robustness_table()
     parts += vad_table()
     parts.append(whisper_speed())
+    parts += page_live_table()
     parts += serve_tables()
     parts += scale_tables()
     return "".join(parts)

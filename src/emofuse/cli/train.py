@@ -34,40 +34,41 @@ def train(
     Runs unchanged under `torchrun --nproc-per-node=N -m emofuse train ...` (DistributedDataParallel;
     NCCL on GPUs, gloo on CPU; --batch-size is the global batch; rank 0 writes the run).
     """
-    from emofuse.training import distributed
-
-    with distributed.process_group():
-        _train(model, data, protocol, out, device, epochs, batch_size, lr, augment, config, seed, folds, limit,
-               resume, inputs, quiet)
-
-
-def _train(model: str, data: list[str], protocol: str, out: Path | None, device: str | None, epochs: int | None,
-           batch_size: int | None, lr: float | None, augment: str | None, config: Path | None, seed: int,
-           folds: str | None, limit: int | None, resume: bool, inputs: str, quiet: bool) -> None:
-    import datetime
-
     from emofuse.study.experiment import ExperimentConfig, run_experiment
     from emofuse.training import distributed
 
-    params: dict[str, Any] = {}
-    if config is not None:
-        params = guarded(_read_config, config)
-    train_overrides = {k: v for k, v in {"device": device, "epochs": epochs, "batch_size": batch_size, "lr": lr}.items()
-                       if v is not None}
-    if train_overrides:
-        params.setdefault("train", {}).update(train_overrides)
+    with distributed.process_group():
+        params = _model_params(config, augment=augment,
+                               train={"device": device, "epochs": epochs, "batch_size": batch_size, "lr": lr})
+        out = out or _stamped_out(model, protocol)
+        experiment = guarded(ExperimentConfig.from_dict, {
+            "model": model, "data": parse_data(data), "protocol": protocol, "out": str(out), "seed": seed,
+            "model_params": params, "folds": folds.split(",") if folds else None, "limit_per_fold": limit,
+            "inputs": inputs})
+        record = guarded(run_experiment, experiment, resume=resume, progress=not quiet)
+        if distributed.is_main():
+            _print_record(record, out)
+
+
+def _model_params(config: Path | None, *, augment: str | None, train: dict[str, Any]) -> dict[str, Any]:
+    """The model's parameters: the --config file, then the command line's training options over it."""
+    params: dict[str, Any] = guarded(_read_config, config) if config is not None else {}
+    overrides = {k: v for k, v in train.items() if v is not None}
+    if overrides:
+        params.setdefault("train", {}).update(overrides)
     if augment is not None:
         params["augment"] = augment
-    if out is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = distributed.broadcast_object(Path("runs") / f"{model}-{protocol}" / stamp)  # one stamp for all ranks
-    experiment = guarded(ExperimentConfig.from_dict, {
-        "model": model, "data": parse_data(data), "protocol": protocol, "out": str(out), "seed": seed,
-        "model_params": params, "folds": folds.split(",") if folds else None, "limit_per_fold": limit,
-        "inputs": inputs})
-    record = guarded(run_experiment, experiment, resume=resume, progress=not quiet)
-    if distributed.is_main():
-        _print_record(record, out)
+    return params
+
+
+def _stamped_out(model: str, protocol: str) -> Path:
+    """``runs/MODEL-PROTOCOL/TIME``, one stamp for every process of a torchrun launch."""
+    import datetime
+
+    from emofuse.training import distributed
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return distributed.broadcast_object(Path("runs") / f"{model}-{protocol}" / stamp)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
