@@ -327,14 +327,14 @@ def preprocess(faces: Sequence[FaceInput] | np.ndarray) -> np.ndarray:
 
     out = np.empty((len(faces), 1, INPUT_SIDE, INPUT_SIDE), np.float32)
     for i, item in enumerate(faces):
-        image = _grey(item)
+        image = _crop_pixels(item)
         if image.shape != (INPUT_SIDE, INPUT_SIDE):
             image = cv2.resize(image, (INPUT_SIDE, INPUT_SIDE), interpolation=cv2.INTER_LINEAR)
         out[i, 0] = image
     return (out / 255.0 - 0.5) * 2.0
 
 
-def _grey(item: FaceInput) -> np.ndarray:
+def _crop_pixels(item: FaceInput) -> np.ndarray:
     """One crop as a 2-D array on the 0..255 scale (uint8 kept as uint8, so resizing rounds as fer's does)."""
     if isinstance(item, str | Path):
         import cv2
