@@ -121,9 +121,13 @@ def test_folded_batch_norms_give_the_same_answers():
             module.running_mean.uniform_(-0.2, 0.2, generator=generator)
             module.running_var.uniform_(0.5, 1.5, generator=generator)
             module.weight.data.uniform_(0.5, 1.5, generator=generator)
-    folded = net.for_inference()
+    folded = net.for_inference(device="cuda")  # folded only: what a GPU runs
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is untouched
-    x = torch.rand(4, 1, 48, 48, generator=generator)
-    with torch.no_grad():
-        torch.testing.assert_close(folded(x), net(x), atol=1e-3, rtol=1e-3)
+    frozen = net.for_inference()  # the CPU's: folded, and the body a frozen TorchScript graph
+    assert isinstance(frozen.backbone, torch.jit.ScriptModule)
+    for batch in (1, 4):  # traced on one face, any batch size
+        x = torch.rand(batch, 1, 48, 48, generator=generator)
+        with torch.no_grad():
+            torch.testing.assert_close(folded(x), net(x), atol=1e-3, rtol=1e-3)
+            torch.testing.assert_close(frozen(x), folded(x), atol=1e-4, rtol=1e-4)

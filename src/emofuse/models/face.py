@@ -159,7 +159,10 @@ class TorchFaceClassifier:
         check_fitted(self)
         faces = as_faces(X)
         device = resolve_device(self.train.device)
-        net = self._inference_net().to(device).eval()
+        on_cpu = device.type == "cpu"
+        net = self._inference_net(device.type)
+        if not on_cpu:
+            net.to(device)
         out = []
         try:
             with torch.no_grad():
@@ -169,15 +172,17 @@ class TorchFaceClassifier:
                     probs = torch.stack([torch.softmax(net(v).float(), dim=1) for v in views]).mean(dim=0)
                     out.append(probs.double().cpu())
         finally:
-            net.cpu()
+            if not on_cpu:
+                net.cpu()
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.labels_)))
 
-    def _inference_net(self) -> Any:
-        """``net_`` as prediction runs it (batch norms folded where the network can), made once per ``net_``."""
+    def _inference_net(self, device: str = "cpu") -> Any:
+        """``net_`` as prediction runs it on ``device`` (``cpu``, ``cuda``): batch norms folded, and on the
+        CPU compiled, where the network can; made once per ``net_`` and device, in eval mode."""
         cached = getattr(self, "inference_net_", None)
-        if cached is None or cached[0] is not self.net_:
-            self.inference_net_ = (self.net_, self.net_.for_inference())
-        return self.inference_net_[1]
+        if cached is None or cached[0] is not self.net_ or cached[1] != device:
+            self.inference_net_ = (self.net_, device, self.net_.for_inference(device=device).eval())
+        return self.inference_net_[2]
 
     def save(self, directory: str | Path) -> None:
         check_fitted(self)

@@ -32,7 +32,7 @@ class _FaceNet(nn.Module):
     def init_pretrained(self) -> None:
         """Networks trained from scratch start from their random initialisation."""
 
-    def for_inference(self) -> _FaceNet:
+    def for_inference(self, *, device: str = "cpu") -> _FaceNet:
         """The network prediction runs (itself: nothing to fold)."""
         return self
 
