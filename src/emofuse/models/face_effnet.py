@@ -247,7 +247,7 @@ class FaceEffNet(nn.Module):
         CPU, the body frozen into a TorchScript graph once (:func:`frozen_body`)."""
         folded = fold_batch_norms(self)
         if device == "cpu":
-            folded.backbone = frozen_body(folded.backbone, side=self.side)
+            folded.backbone = frozen_body(folded.backbone, side=self.side)  # type: ignore[assignment]  # the same body, compiled
         return folded
 
 
