@@ -52,7 +52,7 @@ def demo_inputs(folder: Path) -> list[Path]:
     import shutil
 
     from emofuse.features.audio import load_audio
-    from emofuse.features.face import load_image
+    from emofuse.features.image import load_image
     from emofuse.inference.media import write_video
 
     folder.mkdir(parents=True, exist_ok=True)

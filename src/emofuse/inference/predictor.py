@@ -311,7 +311,7 @@ class Predictor:
                 if text is None and transcribe:
                     modalities["words"] = self.transcribe(y)[0]
         if image is not None:
-            from emofuse.features.face import load_image
+            from emofuse.features.image import load_image
 
             try:
                 rgb = load_image(image)
@@ -330,7 +330,7 @@ class Predictor:
 
     def predict_image(self, image: ImageIn) -> Prediction:
         """Face of one image; raises DataError if it does not decode."""
-        from emofuse.features.face import load_image
+        from emofuse.features.image import load_image
 
         rgb = load_image(image)
         return self.predict(image=rgb)

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from emofuse.checkpoint import load_checkpoint, save_checkpoint
+from emofuse.features.face_crop import FACE_SIDE
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg
 from emofuse.training.config import TrainConfig
 from emofuse.training.loop import seed_everything
 
-FACE_SIDE = 48
 FaceInput = str | Path | np.ndarray
 
 
@@ -28,7 +28,8 @@ def as_faces(X: Sequence[FaceInput] | np.ndarray) -> np.ndarray:
     """``(n, 48, 48)`` uint8 grey from crops or image paths (an ``(n, 48, 48)`` uint8 array passes through)."""
     if isinstance(X, np.ndarray) and X.ndim == 3 and X.shape[1:] == (FACE_SIDE, FACE_SIDE) and X.dtype == np.uint8:
         return X
-    from emofuse.features.face import load_image, to_model_input
+    from emofuse.features.face_crop import to_model_input
+    from emofuse.features.image import load_image
 
     out = np.empty((len(X), FACE_SIDE, FACE_SIDE), np.uint8)
     for i, item in enumerate(X):

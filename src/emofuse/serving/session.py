@@ -282,6 +282,6 @@ def _utterance_words(predictor: Predictor, audio: np.ndarray, *, pause_s: float,
 
 
 def _face_of_jpeg(predictor: Predictor, data: bytes) -> ModalityResult:
-    from emofuse.features.face import load_image
+    from emofuse.features.image import load_image
 
     return predictor.face_results([load_image(data)])[0]
