@@ -65,8 +65,8 @@ def member_cells(studies: list[Path], members: tuple[str, ...]) -> dict[str, dic
 
 
 def evaluate(cells: dict[str, Path], members: tuple[str, ...]) -> dict[str, Any]:
+    from emofuse.evaluation.metrics import ua_score
     from emofuse.fusion import create_fusion
-    from emofuse.fusion._models import ua_score
     from emofuse.labels import shared_label_set
     from emofuse.study.cells import StudyError
     from emofuse.study.fusion_cells import fusion_fold, load_fold_predictions
@@ -109,7 +109,8 @@ def nll_or_equal(model: Any, X_val: Any, y_val: Any, labels: tuple[str, ...], gr
     equal weights."""
     import copy
 
-    from emofuse.fusion._models import _group_index, bootstrap_indices
+    from emofuse.evaluation.metrics import bootstrap_indices
+    from emofuse.fusion._models import _group_index
 
     y = np.array([labels.index(v) for v in y_val])
     equal = copy.copy(model)

@@ -256,7 +256,7 @@ def _flipper(y: np.ndarray, n_classes: int, wins: np.ndarray, losses: np.ndarray
 def test_a_mix_must_beat_the_best_member_by_a_standard_error_to_be_kept():
     """The one-standard-error rule of UA-fitted weights: a gain of 2 samples out of 240 made of 10
     wins and 8 losses is noise, and the weighted fusion keeps the best member; 30 wins and no loss is not."""
-    from emofuse.fusion._models import beats_by_se
+    from emofuse.evaluation.metrics import beats_by_se
 
     labels = ("neutral", "happy", "sad", "angry")
     y = np.tile(np.arange(4), 60)
@@ -285,7 +285,7 @@ def test_a_mix_must_beat_the_best_member_by_a_standard_error_to_be_kept():
 def test_with_speaker_groups_the_bootstrap_resamples_speakers():
     """Gaining 45 clips of one speaker and losing 30 of another is a win by clip-level standard
     errors, but not by speaker-level ones: the cluster bootstrap does not call it a win."""
-    from emofuse.fusion._models import beats_by_se
+    from emofuse.evaluation.metrics import beats_by_se
 
     y = np.tile(np.arange(4), 60)
     speakers = np.repeat(np.arange(4), 60)
@@ -333,7 +333,7 @@ def test_a_stacker_is_judged_on_held_out_speakers_when_given_groups():
 
 
 def test_cross_validation_folds_hold_out_whole_groups():
-    from emofuse.fusion._models import _cv_folds
+    from emofuse.fusion.stacking import _cv_folds
 
     groups = np.repeat(np.arange(8), 5)
     folds = _cv_folds(len(groups), groups)

@@ -12,7 +12,7 @@ scikit-learn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -224,3 +224,42 @@ def summarize_folds(
         ci95=bootstrap_ci(pooled_true, pooled_pred, n_classes=len(labels), n_resamples=n_resamples, seed=seed),
         confusion=confusion.tolist(),
     )
+
+
+def ua_score(y_idx: np.ndarray, probs: np.ndarray, n_classes: int) -> float:
+    return float(scores_from_confusion(confusion_matrix(y_idx, probs.argmax(axis=1), n_classes))["ua"])
+
+
+def beats_by_se(y_idx: np.ndarray, candidate: np.ndarray, reference: np.ndarray, n_classes: int, n_se: float,
+                *, n_boot: int = 200, seed: int = 0, groups: np.ndarray | None = None) -> bool:
+    """Does ``candidate`` beat ``reference`` in UA by more than ``n_se`` standard errors of the
+    difference, estimated by a paired bootstrap over samples (fixed seed: the same data give the
+    same answer)? With ``groups`` (an integer cluster per sample, e.g. its speaker) the bootstrap
+    resamples whole clusters."""
+    diff = ua_score(y_idx, candidate, n_classes) - ua_score(y_idx, reference, n_classes)
+    if diff <= 0:
+        return False
+    if n_se <= 0:
+        return True
+    pred_c, pred_r = candidate.argmax(axis=1), reference.argmax(axis=1)
+    diffs = np.array([ua_of_present(y_idx[idx], pred_c[idx]) - ua_of_present(y_idx[idx], pred_r[idx])
+                      for idx in bootstrap_indices(len(y_idx), groups, n_boot=n_boot, seed=seed)])
+    return diff > n_se * float(diffs.std())
+
+
+def bootstrap_indices(n: int, groups: np.ndarray | None, *, n_boot: int = 200, seed: int = 0) -> Iterator[np.ndarray]:
+    """``n_boot`` resamples (index arrays) of ``n`` samples, fixed seed; with ``groups`` (an integer
+    cluster per sample) whole clusters are resampled (a cluster bootstrap)."""
+    rng = np.random.default_rng(seed)
+    clusters = None if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    for _ in range(n_boot):
+        if clusters is None:
+            yield rng.integers(0, n, n)
+        else:
+            yield np.concatenate([clusters[i] for i in rng.integers(0, len(clusters), len(clusters))])
+
+
+def ua_of_present(y_idx: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall over the classes present in ``y_idx`` (a bootstrap resample may lack one)."""
+    present = np.unique(y_idx)
+    return float(np.mean([(pred[y_idx == c] == c).mean() for c in present])) if len(present) else 0.0

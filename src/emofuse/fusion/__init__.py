@@ -32,7 +32,8 @@ from emofuse.fusion._core import (
     combine,
     fit_temperature,
 )
-from emofuse.fusion._models import FusionInput, FusionResult, LateFusion, StackingFusion, _as_input, _result
+from emofuse.fusion._models import FusionInput, FusionResult, LateFusion, _as_input, _result
+from emofuse.fusion.stacking import StackingFusion
 from emofuse.labels import shared_label_set
 
 
