@@ -124,46 +124,23 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
     --workers``) train each its folds, and :func:`summarize_run` summarises once all are finished.
     A fold trains on the same clips however the run is split.
     """
-    from emofuse.evaluation.results import git_commit, read_results
+    from emofuse.evaluation.results import read_results
     from emofuse.models import create_model
     from emofuse.training import distributed
 
     is_main = distributed.is_main()
     progress = progress and is_main
     out = Path(config.out)
-    if (out / "config.json").exists():
-        if not resume:
-            raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        stored = json.loads((out / "config.json").read_text())["experiment"]
-        if stored != config.to_dict():
-            raise RunExistsError(f"{out} holds a run with a different config; --resume continues it only unchanged")
+    _check_existing_run(out, config, resume=resume)
     dataset, protocol = load_protocol_data(config, progress)
-    folds = all_folds = protocol.folds(dataset, seed=0)
-    if config.folds is not None:
-        unknown = sorted(set(config.folds) - {f.name for f in folds})
-        if unknown:
-            raise ConfigError(f"unknown fold(s) {', '.join(unknown)} for {protocol.name}")
-        folds = [f for f in folds if f.name in config.folds]
-    if only_folds is not None:
-        unknown = sorted(set(only_folds) - {f.name for f in folds})
-        if unknown:
-            raise ConfigError(f"fold(s) {', '.join(unknown)} are not among this run's folds "
-                              f"({', '.join(f.name for f in folds)})")
+    all_folds = protocol.folds(dataset, seed=0)
+    folds = _chosen_folds(config, all_folds, only_folds, protocol_name=protocol.name)
     train_sets = _training_clips(config, all_folds)
     params = resolved_model_params(config)
     probe = create_model(config.model, **params)  # validates every parameter before any work
     distributed.barrier()  # every process has checked --out before rank 0 writes into it
     if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", {"experiment": config.to_dict(),
-                                         "model_resolved": probe.get_params(),
-                                         "protocol": {"name": protocol.name, "description": protocol.description,
-                                                      "speaker_independent": protocol.speaker_independent,
-                                                      "leaky": protocol.leaky}})
-        with atomic_write(out / "git_sha") as handle:
-            handle.write(git_commit() + "\n")
-        write_json(out / "labels.json", list(dataset.labels))
-
+        _write_run_header(out, config, probe, protocol, dataset)
     inputs = model_inputs_for(dataset, config.inputs, progress=progress)
     labels = [s.label for s in dataset.samples]
     for fold in folds:
@@ -193,6 +170,49 @@ def run_experiment(config: ExperimentConfig, *, resume: bool = False, progress: 
         record = summarize_run(out)
     distributed.barrier()
     return record if is_main else read_results(out / "results.json")[0]
+
+
+def _check_existing_run(out: Path, config: ExperimentConfig, *, resume: bool) -> None:
+    """A run already in ``out`` is continued only when asked to and only with an unchanged config."""
+    if not (out / "config.json").exists():
+        return
+    if not resume:
+        raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    stored = json.loads((out / "config.json").read_text())["experiment"]
+    if stored != config.to_dict():
+        raise RunExistsError(f"{out} holds a run with a different config; --resume continues it only unchanged")
+
+
+def _chosen_folds(config: ExperimentConfig, folds: Sequence[Any], only_folds: Sequence[str] | None, *,
+                  protocol_name: str) -> list[Any]:
+    """The run's folds (``config.folds`` of the protocol's); ``only_folds`` must be among them."""
+    chosen = list(folds)
+    if config.folds is not None:
+        unknown = sorted(set(config.folds) - {f.name for f in chosen})
+        if unknown:
+            raise ConfigError(f"unknown fold(s) {', '.join(unknown)} for {protocol_name}")
+        chosen = [f for f in chosen if f.name in config.folds]
+    if only_folds is not None:
+        unknown = sorted(set(only_folds) - {f.name for f in chosen})
+        if unknown:
+            raise ConfigError(f"fold(s) {', '.join(unknown)} are not among this run's folds "
+                              f"({', '.join(f.name for f in chosen)})")
+    return chosen
+
+
+def _write_run_header(out: Path, config: ExperimentConfig, probe: Any, protocol: Any, dataset: Any) -> None:
+    """config.json (the experiment, the model's resolved parameters, the protocol), git_sha, labels.json."""
+    from emofuse.evaluation.results import git_commit
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"experiment": config.to_dict(),
+                                     "model_resolved": probe.get_params(),
+                                     "protocol": {"name": protocol.name, "description": protocol.description,
+                                                  "speaker_independent": protocol.speaker_independent,
+                                                  "leaky": protocol.leaky}})
+    with atomic_write(out / "git_sha") as handle:
+        handle.write(git_commit() + "\n")
+    write_json(out / "labels.json", list(dataset.labels))
 
 
 def _training_clips(config: ExperimentConfig, folds: Sequence[Any]) -> dict[str, np.ndarray]:

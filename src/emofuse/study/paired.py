@@ -69,8 +69,7 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
     over pairings. Skipped (read back) when ``paired.json`` exists for the same inputs and config.
     """
     from emofuse.evaluation.results import git_commit
-    from emofuse.fusion import FusionInput, create_fusion
-    from emofuse.labels import BASIC7, align_probabilities
+    from emofuse.labels import BASIC7
     from emofuse.study.fusion_cells import file_digest, fit_groups, load_fold_predictions
 
     voice_labels = tuple(json.loads((voice_dir / "labels.json").read_text()))
@@ -99,46 +98,16 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
     missing_methods = [f"{s} (missing)" for s in config.strategies] + ["voice alone (missing)", "face alone (missing)"]
     per_pairing: dict[str, list[dict[str, float]]] = {m: [] for m in methods + missing_methods}
     used_counts = {"both": 0, "voice only": 0, "face only": 0}
+    labels = {"voice": voice_labels, "face": face_labels}
     for r in range(config.pairings):
         rng = np.random.default_rng(config.seed + r)
         fold_scores: dict[str, list[dict[str, float]]] = {m: [] for m in per_pairing}
         for fold in voice_folds:
-            v_val, v_val_y = _read(voice_dir, fold, "val")
-            v_test, v_test_y = _read(voice_dir, fold, "test")
-            val_pick = pair_by_emotion(v_val_y, face_val_y, rng)
-            test_pick = pair_by_emotion(v_test_y, face_test_y, rng)
-
-            def faces(probs: np.ndarray, pick: np.ndarray) -> np.ndarray:
-                return np.where((pick >= 0)[:, None], probs[np.clip(pick, 0, None)], np.nan)
-
-            labels = {"voice": voice_labels, "face": face_labels}
-            val_input = FusionInput({"voice": v_val, "face": faces(face_val, val_pick)}, labels)
-            test_input = FusionInput({"voice": v_test, "face": faces(face_test, test_pick)}, labels)
-            # The missing-modality path: drop the face for one share of test samples, the voice for another.
-            u = rng.random(len(v_test_y))
-            no_face = u < config.missing_face
-            no_voice = (u >= config.missing_face) & (u < config.missing_face + config.missing_voice)
-            partial = test_input.without("face", no_face).without("voice", no_voice)
-            present = partial.present()
-            used_counts["both"] += int(present.all(axis=1).sum())
-            used_counts["voice only"] += int((present[:, 0] & ~present[:, 1]).sum())
-            used_counts["face only"] += int((~present[:, 0] & present[:, 1]).sum())
-
-            voice_alone = align_probabilities(v_test, voice_labels, BASIC7)
-            face_alone = align_probabilities(np.nan_to_num(test_input.probabilities["face"]), face_labels, BASIC7)
-            fold_scores["voice alone"].append(_scores(v_test_y, voice_alone))
-            fold_scores["face alone"].append(_scores(v_test_y, face_alone))
-            # A single member that is missing cannot answer: score its missing rows as uniform (a guess).
-            uniform = np.full((1, len(BASIC7)), 1 / len(BASIC7))
-            fold_scores["voice alone (missing)"].append(
-                _scores(v_test_y, np.where(no_voice[:, None], uniform, voice_alone)))
-            fold_scores["face alone (missing)"].append(
-                _scores(v_test_y, np.where(no_face[:, None], uniform, face_alone)))
-            for strategy in config.strategies:
-                model = create_fusion(strategy).fit(val_input, [BASIC7[i] for i in v_val_y], labels=BASIC7,
-                                                    groups=val_groups[fold])
-                fold_scores[strategy].append(_scores(v_test_y, model.predict_proba(test_input)))
-                fold_scores[f"{strategy} (missing)"].append(_scores(v_test_y, model.predict_proba(partial)))
+            scored = _score_fold(config, rng, voice_dir=voice_dir, fold=fold, labels=labels,
+                                 face=(face_val, face_val_y, face_test, face_test_y), groups=val_groups[fold],
+                                 used_counts=used_counts)
+            for method, score in scored.items():
+                fold_scores[method].append(score)
         for method, scores in fold_scores.items():
             per_pairing[method].append({k: float(np.mean([s[k] for s in scores])) for k in ("wa", "ua", "f1")})
     summary = {
@@ -152,3 +121,46 @@ def run_paired(config: PairedConfig, *, voice_dir: Path, face_dir: Path, out: Pa
     out.mkdir(parents=True, exist_ok=True)
     write_json(result_path, result)
     return result
+
+
+def _score_fold(config: PairedConfig, rng: np.random.Generator, *, voice_dir: Path, fold: str,
+                labels: dict[str, tuple[str, ...]], face: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                groups: Any, used_counts: dict[str, int]) -> dict[str, dict[str, float]]:
+    """One voice fold of one pairing: voice and face clips paired by emotion, every strategy fitted on the
+    validation pairs and scored on the test pairs, whole and with a share of either modality missing."""
+    from emofuse.fusion import FusionInput, create_fusion
+    from emofuse.labels import BASIC7, align_probabilities
+
+    face_val, face_val_y, face_test, face_test_y = face
+    v_val, v_val_y = _read(voice_dir, fold, "val")
+    v_test, v_test_y = _read(voice_dir, fold, "test")
+    val_pick = pair_by_emotion(v_val_y, face_val_y, rng)
+    test_pick = pair_by_emotion(v_test_y, face_test_y, rng)
+
+    def faces(probs: np.ndarray, pick: np.ndarray) -> np.ndarray:
+        return np.where((pick >= 0)[:, None], probs[np.clip(pick, 0, None)], np.nan)
+
+    val_input = FusionInput({"voice": v_val, "face": faces(face_val, val_pick)}, labels)
+    test_input = FusionInput({"voice": v_test, "face": faces(face_test, test_pick)}, labels)
+    # The missing-modality path: drop the face for one share of test samples, the voice for another.
+    u = rng.random(len(v_test_y))
+    no_face = u < config.missing_face
+    no_voice = (u >= config.missing_face) & (u < config.missing_face + config.missing_voice)
+    partial = test_input.without("face", no_face).without("voice", no_voice)
+    present = partial.present()
+    used_counts["both"] += int(present.all(axis=1).sum())
+    used_counts["voice only"] += int((present[:, 0] & ~present[:, 1]).sum())
+    used_counts["face only"] += int((~present[:, 0] & present[:, 1]).sum())
+
+    voice_alone = align_probabilities(v_test, labels["voice"], BASIC7)
+    face_alone = align_probabilities(np.nan_to_num(test_input.probabilities["face"]), labels["face"], BASIC7)
+    # A single member that is missing cannot answer: score its missing rows as uniform (a guess).
+    uniform = np.full((1, len(BASIC7)), 1 / len(BASIC7))
+    scores = {"voice alone": _scores(v_test_y, voice_alone), "face alone": _scores(v_test_y, face_alone),
+              "voice alone (missing)": _scores(v_test_y, np.where(no_voice[:, None], uniform, voice_alone)),
+              "face alone (missing)": _scores(v_test_y, np.where(no_face[:, None], uniform, face_alone))}
+    for strategy in config.strategies:
+        model = create_fusion(strategy).fit(val_input, [BASIC7[i] for i in v_val_y], labels=BASIC7, groups=groups)
+        scores[strategy] = _scores(v_test_y, model.predict_proba(test_input))
+        scores[f"{strategy} (missing)"] = _scores(v_test_y, model.predict_proba(partial))
+    return scores

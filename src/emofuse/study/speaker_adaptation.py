@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,17 +51,48 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
     started = time.perf_counter()
     clf, views = _whisper_views(dataset, model, model_params, progress=progress)
     proto = get_protocol(protocol)
-    folds = proto.folds(dataset, seed=seed)
-    speakers = np.array([str(s.speaker) for s in dataset.samples])
-    targets = dataset.label_indices()
-    labels = list(dataset.labels)
-    feats = views[0][0]
+    data = _Speakers(np.array([str(s.speaker) for s in dataset.samples]), dataset.label_indices(), list(dataset.labels))
     shrinkages = [float(shrinkage)] if isinstance(shrinkage, int | float) else [float(x) for x in shrinkage]
     per_k: dict[int, list[tuple[str, np.ndarray, np.ndarray]]] = {k: [] for k in k_values}
     chosen: dict[int, list[float]] = {k: [] for k in k_values}
+    for fold in proto.folds(dataset, seed=seed):
+        fitted = _fit_fold_heads(data, views, fold, clf, model)
+        train_only = None
+        if len(shrinkages) > 1:  # picked on the first view, used for every view
+            _, _, _, C0, train_x0, train_y0 = fitted[0]
+            train_only, _, _, _ = fit_logreg_select(train_x0, train_y0, data.labels, C=C0, C_grid=(),
+                                                    max_iter=clf.max_iter, val=None, name=model)
+        for k in k_values:
+            best = shrinkages[0]
+            if train_only is not None and k:
+                best = _choose_shrinkage(data, train_only, views[0][0], fold, k, shrinkages, repeats=repeats, seed=seed)
+            chosen[k].append(best)
+            truth, pred = _predict_adapted(data, fitted, fold.test, k, best, repeats=repeats, seed=seed)
+            per_k[k].append((fold.name, truth, pred))
+    seconds = time.perf_counter() - started
+    records = []
+    for k, rows in per_k.items():
+        draws = f"{repeats} random draws of {k} unlabelled clips per test speaker" if k else \
+            "all of each test speaker's clips, unlabelled"
+        records.append(_record(dataset, proto.name, model, rows, labels=data.labels, seconds=seconds,
+                               leaky=proto.leaky, seed=seed, variant=f"+spk k={k if k else 'all'}",
+                               notes=f"per-speaker standardisation from {draws}; shrinkage towards the training "
+                                     f"population, chosen per fold on validation speakers: {chosen[k]} pseudo-clips"))
+    return records
 
-    def adapted(norm: SpeakerNormaliser, F: np.ndarray, idx: np.ndarray, k: int,
+
+@dataclass(frozen=True)
+class _Speakers:
+    """Each sample's speaker and target, and the label set."""
+
+    speakers: np.ndarray
+    targets: np.ndarray
+    labels: list[str]
+
+    def adapted(self, norm: SpeakerNormaliser, F: np.ndarray, idx: np.ndarray, k: int,
                 rng: np.random.Generator) -> np.ndarray:
+        """Samples ``idx`` standardised per speaker from ``k`` random clips of their own (0: all of them)."""
+        speakers = self.speakers
         if k == 0:
             return _standardise_all(norm, F[idx], speakers[idx])
         adaptation = {}
@@ -69,67 +101,62 @@ def speaker_adapted_records(dataset: Dataset, *, model: str = "voice_whisper", p
             adaptation[speaker] = F[own if k >= len(own) else rng.choice(own, size=k, replace=False)]
         return norm.transform(F[idx], list(speakers[idx]), adaptation)
 
-    def stacked(norm: SpeakerNormaliser, copies: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def stacked(self, norm: SpeakerNormaliser, copies: list[np.ndarray], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Augmented copies of samples ``idx``, each copy standardised per speaker with its own statistics."""
-        return (np.concatenate([_standardise_all(norm, c[idx], speakers[idx]) for c in copies]),
-                np.tile(targets[idx], len(copies)))
+        return (np.concatenate([_standardise_all(norm, c[idx], self.speakers[idx]) for c in copies]),
+                np.tile(self.targets[idx], len(copies)))
 
-    for fold in folds:
-        known = np.concatenate([fold.train, fold.val])
-        fitted = []  # (normaliser, features, head) per view
-        for F, copies in views:
-            norm = SpeakerNormaliser().fit_population(F[known], list(speakers[known]))
-            train_x, train_y = _standardise_all(norm, F[fold.train], speakers[fold.train]), targets[fold.train]
-            refit_extra = None
-            if copies:
-                extra_x, extra_y = stacked(norm, copies, fold.train)
-                train_x, train_y = np.concatenate([train_x, extra_x]), np.concatenate([train_y, extra_y])
-                refit_extra = stacked(norm, copies, fold.val)
-            val_x = _standardise_all(norm, F[fold.val], speakers[fold.val])
-            head, C, _, _ = fit_logreg_select(train_x, train_y, labels, C=clf.C, C_grid=clf.C_grid,
-                                           max_iter=clf.max_iter, val=(val_x, targets[fold.val]), name=model,
-                                           refit_with_val=clf.refit_with_val, refit_extra=refit_extra)
-            fitted.append((norm, F, head, C, train_x, train_y))
-        train_only = None
-        if len(shrinkages) > 1:  # picked on the first view, used for every view
-            _, _, _, C0, train_x0, train_y0 = fitted[0]
-            train_only, _, _, _ = fit_logreg_select(train_x0, train_y0, labels, C=C0, C_grid=(),
-                                                 max_iter=clf.max_iter, val=None, name=model)
-        test = fold.test
-        for k in k_values:
-            best = shrinkages[0]
-            if train_only is not None and k:
-                scores = {}
-                for s in shrinkages:
-                    candidate = SpeakerNormaliser(shrinkage=s).fit_population(feats[fold.train],
-                                                                             list(speakers[fold.train]))
-                    rng = np.random.default_rng(seed + 1)
-                    pred = np.concatenate([train_only.predict_proba(adapted(candidate, feats, fold.val, k, rng),
-                                                                    len(labels)).argmax(axis=1)
-                                           for _ in range(repeats)])
-                    scores[s] = compute_metrics(np.tile(targets[fold.val], repeats), y_pred=pred, labels=labels).ua
-                best = max(scores, key=lambda s: (scores[s], s))
-            chosen[k].append(best)
-            rngs = [np.random.default_rng(seed) for _ in fitted]  # the same draws of k clips in every view
-            truths, preds = [], []
-            for _ in range(repeats if k else 1):
-                probs = np.zeros((len(test), len(labels)))
-                for (norm, F, head, *_), rng in zip(fitted, rngs, strict=True):
-                    norm.shrinkage = best
-                    probs += head.predict_proba(adapted(norm, F, test, k, rng), len(labels))
-                preds.append(probs.argmax(axis=1))
-                truths.append(targets[test])
-            per_k[k].append((fold.name, np.concatenate(truths), np.concatenate(preds)))
-    seconds = time.perf_counter() - started
-    records = []
-    for k, rows in per_k.items():
-        draws = f"{repeats} random draws of {k} unlabelled clips per test speaker" if k else \
-            "all of each test speaker's clips, unlabelled"
-        records.append(_record(dataset, proto.name, model, rows, labels=labels, seconds=seconds, leaky=proto.leaky,
-                               seed=seed, variant=f"+spk k={k if k else 'all'}",
-                               notes=f"per-speaker standardisation from {draws}; shrinkage towards the training "
-                                     f"population, chosen per fold on validation speakers: {chosen[k]} pseudo-clips"))
-    return records
+
+def _fit_fold_heads(data: _Speakers, views: Any, fold: Any, clf: Any, model: str) -> list[tuple[Any, ...]]:
+    """Per view: ``(normaliser, features, head, C, train_x, train_y)``, the head on speaker-standardised
+    training (and copies), C chosen on the standardised validation speakers."""
+    speakers, targets = data.speakers, data.targets
+    known = np.concatenate([fold.train, fold.val])
+    fitted = []
+    for F, copies in views:
+        norm = SpeakerNormaliser().fit_population(F[known], list(speakers[known]))
+        train_x, train_y = _standardise_all(norm, F[fold.train], speakers[fold.train]), targets[fold.train]
+        refit_extra = None
+        if copies:
+            extra_x, extra_y = data.stacked(norm, copies, fold.train)
+            train_x, train_y = np.concatenate([train_x, extra_x]), np.concatenate([train_y, extra_y])
+            refit_extra = data.stacked(norm, copies, fold.val)
+        val_x = _standardise_all(norm, F[fold.val], speakers[fold.val])
+        head, C, _, _ = fit_logreg_select(train_x, train_y, data.labels, C=clf.C, C_grid=clf.C_grid,
+                                          max_iter=clf.max_iter, val=(val_x, targets[fold.val]), name=model,
+                                          refit_with_val=clf.refit_with_val, refit_extra=refit_extra)
+        fitted.append((norm, F, head, C, train_x, train_y))
+    return fitted
+
+
+def _choose_shrinkage(data: _Speakers, train_only: Any, feats: np.ndarray, fold: Any, k: int,
+                      shrinkages: Sequence[float], *, repeats: int, seed: int) -> float:
+    """The shrinkage whose k-clip adaptation of the validation speakers scores the best UA."""
+    scores = {}
+    for s in shrinkages:
+        candidate = SpeakerNormaliser(shrinkage=s).fit_population(feats[fold.train], list(data.speakers[fold.train]))
+        rng = np.random.default_rng(seed + 1)
+        pred = np.concatenate([train_only.predict_proba(data.adapted(candidate, feats, fold.val, k, rng),
+                                                        len(data.labels)).argmax(axis=1)
+                               for _ in range(repeats)])
+        scores[s] = compute_metrics(np.tile(data.targets[fold.val], repeats), y_pred=pred, labels=data.labels).ua
+    return max(scores, key=lambda s: (scores[s], s))
+
+
+def _predict_adapted(data: _Speakers, fitted: list[tuple[Any, ...]], test: np.ndarray, k: int, shrinkage: float, *,
+                     repeats: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(truths, predictions)`` of the test samples adapted from k clips, views' probabilities summed,
+    over ``repeats`` draws (one when k is 0: every clip)."""
+    rngs = [np.random.default_rng(seed) for _ in fitted]  # the same draws of k clips in every view
+    truths, preds = [], []
+    for _ in range(repeats if k else 1):
+        probs = np.zeros((len(test), len(data.labels)))
+        for (norm, F, head, *_), rng in zip(fitted, rngs, strict=True):
+            norm.shrinkage = shrinkage
+            probs += head.predict_proba(data.adapted(norm, F, test, k, rng), len(data.labels))
+        preds.append(probs.argmax(axis=1))
+        truths.append(data.targets[test])
+    return np.concatenate(truths), np.concatenate(preds)
 
 
 def enrolled_speaker_record(dataset: Dataset, *, model: str = "voice_whisper_plus", protocol: str = "ravdess-random",

@@ -205,15 +205,7 @@ def fit(
             record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                       "val_ua": val.ua, "val_wa": val.wa, "lr": run.scheduler.get_last_lr()[0],
                       "seconds": time.perf_counter() - epoch_start, "epoch_limit": config.epochs}
-            run.history.append(record)
-            if log_file is not None:
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-            run.keep_if_best(epoch, val.ua)
-            if state_dir is not None:
-                save_state(state_dir, run.module, run.optimizer, run.scheduler, run.augment_generator, run.average,
-                            epoch=epoch, best_epoch=run.best_epoch, best_ua=run.best_ua, best_state=run.best_state,
-                            bad_epochs=run.bad_epochs, history=run.history)
+            _end_epoch(run, record, log_file=log_file, state_dir=state_dir)
     finally:
         if log_file is not None:
             log_file.close()
@@ -226,6 +218,19 @@ def fit(
     return FitResult(best_epoch=run.best_epoch, best_val_ua=float(run.best_ua), epochs_run=len(run.history),
                      seconds=sum(r["seconds"] for r in run.history), device=describe_device(run.device, run.world),
                      history=run.history)
+
+
+def _end_epoch(run: _Run, record: dict[str, Any], *, log_file: Any, state_dir: Path | None) -> None:
+    """The epoch's record logged, the best weights kept if it is the best, the resumable state saved."""
+    run.history.append(record)
+    if log_file is not None:
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+    run.keep_if_best(int(record["epoch"]), float(record["val_ua"]))
+    if state_dir is not None:
+        save_state(state_dir, run.module, run.optimizer, run.scheduler, run.augment_generator, run.average,
+                   epoch=int(record["epoch"]), best_epoch=run.best_epoch, best_ua=run.best_ua,
+                   best_state=run.best_state, bad_epochs=run.bad_epochs, history=run.history)
 
 
 def _prepare(module: nn.Module, train_set: Any, val_set: Any, *, train_targets: np.ndarray, val_targets: np.ndarray,
