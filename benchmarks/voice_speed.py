@@ -33,7 +33,8 @@ from _timing import timed  # noqa: E402  (benchmarks/ is on sys.path when run as
 from emofuse._io import write_json  # noqa: E402
 from emofuse.data.synthetic import tone_clip  # noqa: E402
 from emofuse.evaluation.results import git_commit  # noqa: E402
-from emofuse.features.audio import load_audio, log_mel, mfcc  # noqa: E402
+from emofuse.features.audio import load_audio  # noqa: E402
+from emofuse.features.spectral import log_mel, mfcc  # noqa: E402
 from emofuse.models import MODELS, create_model, load_model  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "voice_speed.json"

@@ -134,7 +134,7 @@ def test_channel_copies_join_training_and_the_count_survives_save_load(tmp_path)
 def test_mfcc_statistics_beside_the_whisper_states(tmp_path):
     import soundfile as sf
 
-    from emofuse.features.audio import utterance_stats
+    from emofuse.features.spectral import utterance_stats
     from emofuse.models import create_model, load_model
     from emofuse.models.voice import VoiceFeatures, featurize
 

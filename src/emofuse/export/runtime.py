@@ -87,7 +87,7 @@ def _preprocessor(kind: str, sidecar: dict[str, Any]) -> Callable[[Sequence[Any]
 
         return voice_frames
     if kind == "voice_stats":
-        from emofuse.features.audio import utterance_stats
+        from emofuse.features.spectral import utterance_stats
         from emofuse.models.voice import VoiceFeatures, featurize
 
         stats_features = VoiceFeatures.from_dict(meta["features"])

@@ -292,7 +292,7 @@ def whisper_log_mel(y: npt.ArrayLike, *, sr: int = SAMPLE_RATE_HZ, n_mels: int =
     """
     from numpy.lib.stride_tricks import sliding_window_view
 
-    from emofuse.features.audio import mel_filterbank
+    from emofuse.features.spectral import mel_filterbank
 
     if sr != SAMPLE_RATE_HZ:
         raise ConfigError(f"Whisper features need {SAMPLE_RATE_HZ} Hz audio, not {sr} Hz: resample first")

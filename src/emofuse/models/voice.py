@@ -16,16 +16,9 @@ import numpy as np
 
 from emofuse.checkpoint import load_checkpoint, save_checkpoint
 from emofuse.errors import ConfigError, checked_options
-from emofuse.features.audio import (
-    SAMPLE_RATE_HZ,
-    load_audio,
-    load_waveform,
-    log_mel,
-    mfcc,
-    trim_silence,
-    utterance_stats,
-)
+from emofuse.features.audio import SAMPLE_RATE_HZ, load_audio, load_waveform, trim_silence
 from emofuse.features.cache import FeatureCache
+from emofuse.features.spectral import log_mel, mfcc, utterance_stats
 from emofuse.models.base import check_fitted, label_targets
 from emofuse.models.linear import StandardisedLogReg
 from emofuse.training.config import TrainConfig

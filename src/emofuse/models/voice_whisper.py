@@ -121,7 +121,7 @@ class VoiceWhisper:
                                features.layers)
                  for m in features.models]
         if self.mfcc_stats:
-            from emofuse.features.audio import utterance_stats
+            from emofuse.features.spectral import utterance_stats
             from emofuse.models.voice import VoiceFeatures, featurize
 
             mfcc = featurize(X, VoiceFeatures(), cache=self.cache, progress=self.progress)
