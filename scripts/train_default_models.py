@@ -370,47 +370,39 @@ def calibrate_voice(ravdess: str, runs: Path, seed: int) -> dict[str, Any]:
 
 def calibrate_face(fer2013: str) -> dict[str, Any]:
     """The shipped face model's temperature and threshold fitted on PublicTest, ECE measured on PrivateTest."""
-    from emofuse.data import load_dataset
-    from emofuse.inference.calibration import fit_calibration, with_test_ece
-    from emofuse.models import load_model
-
-    card = json.loads((ASSETS / "face" / "card.json").read_text())
-    model = load_model(ASSETS / "face")
-    dataset = load_dataset("fer2013", fer2013)
-    inputs, targets = dataset.model_inputs(), dataset.label_indices()
-    split_probs = {}
-    for split in ("PublicTest", "PrivateTest"):
-        idx = [i for i, sample in enumerate(dataset.samples) if sample.split == split]
-        X = inputs[idx] if hasattr(inputs, "shape") else [inputs[i] for i in idx]
-        split_probs[split] = (model.predict_proba(X), targets[idx])
-    calibration = with_test_ece(
-        fit_calibration(*split_probs["PublicTest"], card["labels"], fitted_on="FER2013 PublicTest (3,589)"),
-        *split_probs["PrivateTest"], tested_on="FER2013 PrivateTest (3,589)")
-    card["calibration"] = calibration.to_dict()
-    card["calibration_command"] = ("python scripts/train_default_models.py calibrate --which-model face "
-                                   f"--fer2013 {_portable(fer2013, 'fer2013')}")
-    return card
+    return _calibrate_on_splits("face", "fer2013", fer2013, fit_split="PublicTest", test_split="PrivateTest",
+                                corpus="FER2013",
+                                command=f"calibrate --which-model face --fer2013 {_portable(fer2013, 'fer2013')}")
 
 
 def calibrate_words(meld: str) -> dict[str, Any]:
     """The shipped text model's temperature and threshold fitted on MELD dev, ECE measured on MELD test."""
+    return _calibrate_on_splits("text", "meld", meld, fit_split="dev", test_split="test", corpus="MELD",
+                                command=f"calibrate --which-model words --meld {_portable(meld, 'meld')}")
+
+
+def _calibrate_on_splits(name: str, kind: str, path: str, *, fit_split: str, test_split: str, corpus: str,
+                         command: str) -> dict[str, Any]:
+    """Shipped model ``name``'s calibration fitted on the dataset's ``fit_split``, ECE on its ``test_split``."""
     from emofuse.data import load_dataset
     from emofuse.inference.calibration import fit_calibration, with_test_ece
     from emofuse.models import load_model
 
-    card = json.loads((ASSETS / "text" / "card.json").read_text())
-    model = load_model(ASSETS / "text")
-    dataset = load_dataset("meld", meld)
-    texts, targets = dataset.model_inputs(), dataset.label_indices()
+    card = json.loads((ASSETS / name / "card.json").read_text())
+    model = load_model(ASSETS / name)
+    dataset = load_dataset(kind, path)
+    inputs, targets = dataset.model_inputs(), dataset.label_indices()
     split_probs = {}
-    for split in ("dev", "test"):
+    for split in (fit_split, test_split):
         idx = [i for i, sample in enumerate(dataset.samples) if sample.split == split]
-        split_probs[split] = (model.predict_proba([texts[i] for i in idx]), targets[idx])
+        X = inputs[idx] if hasattr(inputs, "shape") else [inputs[i] for i in idx]
+        split_probs[split] = (model.predict_proba(X), targets[idx])
+    fit_y, test_y = split_probs[fit_split][1], split_probs[test_split][1]
     calibration = with_test_ece(
-        fit_calibration(*split_probs["dev"], card["labels"], fitted_on=f"MELD dev ({len(split_probs['dev'][1]):,})"),
-        *split_probs["test"], tested_on=f"MELD test ({len(split_probs['test'][1]):,})")
+        fit_calibration(*split_probs[fit_split], card["labels"], fitted_on=f"{corpus} {fit_split} ({len(fit_y):,})"),
+        *split_probs[test_split], tested_on=f"{corpus} {test_split} ({len(test_y):,})")
     card["calibration"] = calibration.to_dict()
-    card["calibration_command"] = f"python scripts/train_default_models.py calibrate --which-model words --meld {_portable(meld, 'meld')}"
+    card["calibration_command"] = f"python scripts/train_default_models.py {command}"
     return card
 
 

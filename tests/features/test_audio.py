@@ -3,44 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from emofuse.errors import DataError
-from emofuse.features.audio import SAMPLE_RATE_HZ, chunk, load_audio, prepare_waveform, resample, trim_silence
-
-RAVDESS_CLIP = Path("ravdess-speech-16k/Actor_01/03-01-01-01-01-01-01.flac")
-# librosa.stft / melspectrogram / mfcc with the settings our defaults stand for.
-STFT_KWARGS = {
-    "n_fft": 512,
-    "win_length": 400,
-    "hop_length": 160,
-    "window": "hann",
-    "center": True,
-    "pad_mode": "constant",
-}
-
-
-@pytest.fixture(scope="module")
-def librosa() -> ModuleType:
-    # Only the comparison tests need it (and pay for its import).
-    return pytest.importorskip("librosa")
+from emofuse.features.audio import chunk, load_audio, prepare_waveform, resample, trim_silence
 
 
 def tone(freq_hz: float, *, seconds: float, sr: int, amplitude: float = 0.3) -> np.ndarray:
     return (amplitude * np.sin(2 * np.pi * freq_hz * np.arange(round(seconds * sr)) / sr)).astype(np.float32)
-
-
-def chirp_plus_noise(*, seconds: float = 3.5, sr: int = SAMPLE_RATE_HZ, seed: int = 0) -> np.ndarray:
-    """A 100 Hz -> 6 kHz linear chirp over a noise floor: energy in every mel band, like speech."""
-    t = np.arange(round(seconds * sr)) / sr
-    sweep_hz_per_s = (6000 - 100) / seconds
-    chirp = 0.5 * np.sin(2 * np.pi * (100 * t + 0.5 * sweep_hz_per_s * t**2))
-    noise = 0.05 * np.random.default_rng(seed).standard_normal(t.size)
-    return (chirp + noise).astype(np.float32)
 
 
 def peak_frequency_hz(y: np.ndarray, sr: int) -> float:

@@ -30,10 +30,6 @@ def librosa() -> ModuleType:
     return pytest.importorskip("librosa")
 
 
-def tone(freq_hz: float, *, seconds: float, sr: int, amplitude: float = 0.3) -> np.ndarray:
-    return (amplitude * np.sin(2 * np.pi * freq_hz * np.arange(round(seconds * sr)) / sr)).astype(np.float32)
-
-
 def chirp_plus_noise(*, seconds: float = 3.5, sr: int = SAMPLE_RATE_HZ, seed: int = 0) -> np.ndarray:
     """A 100 Hz -> 6 kHz linear chirp over a noise floor: energy in every mel band, like speech."""
     t = np.arange(round(seconds * sr)) / sr
@@ -41,11 +37,6 @@ def chirp_plus_noise(*, seconds: float = 3.5, sr: int = SAMPLE_RATE_HZ, seed: in
     chirp = 0.5 * np.sin(2 * np.pi * (100 * t + 0.5 * sweep_hz_per_s * t**2))
     noise = 0.05 * np.random.default_rng(seed).standard_normal(t.size)
     return (chirp + noise).astype(np.float32)
-
-
-def peak_frequency_hz(y: np.ndarray, sr: int) -> float:
-    spectrum = np.abs(np.fft.rfft(y * np.hanning(y.size)))
-    return float(np.argmax(spectrum) * sr / y.size)
 
 
 @pytest.mark.parametrize(
