@@ -10,7 +10,7 @@ from emofuse.data.synthetic import draw_face
 from emofuse.labels import FER7
 from emofuse.models import create_model
 from emofuse.models.face import ten_crops
-from emofuse.training.augment import FaceAugmentConfig, augment_faces
+from emofuse.training.face_augment import FaceAugmentConfig, augment_faces
 
 FAST = {"train": {"epochs": 2, "batch_size": 16, "patience": 5}}
 
@@ -71,7 +71,8 @@ def test_camera_augmentation_stays_in_range_and_changes_the_faces():
 
 
 def test_cutmix_mixes_targets_by_the_pasted_area():
-    from emofuse.training.augment import cutmix, mix_faces
+    from emofuse.training.augment import cutmix
+    from emofuse.training.face_augment import mix_faces
 
     x = torch.zeros(16, 1, 44, 44)
     x[8:] = 1.0

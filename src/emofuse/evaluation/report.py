@@ -7,14 +7,13 @@ measures from the run directories; nothing here computes a score except differen
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emofuse._io import atomic_write
+from emofuse.evaluation.document import Block, Figure, Heading, Para, Table, render_html, render_markdown
 
 PROTOCOL_NOTES = {
     "ravdess-6fold": "speaker-independent, EmoBox's six actor folds",
@@ -84,36 +83,6 @@ class ReportData:
         return out
 
 
-# --- blocks: one document, two renderings ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Heading:
-    level: int
-    text: str
-
-
-@dataclass(frozen=True)
-class _Para:
-    text: str  # markdown-light: **bold** and `code` are rendered in HTML too
-
-
-@dataclass(frozen=True)
-class _Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclass(frozen=True)
-class _Figure:
-    name: str
-    caption: str
-    png: bytes
-
-
-_Block = _Heading | _Para | _Table | _Figure
-
-
 def _pct(x: float) -> str:
     return f"{x * 100:.1f}"
 
@@ -156,23 +125,23 @@ def _commit(row: ReportRow) -> str:
     return ", ".join(short) + (" (reused run)" if row.reused_from else "")
 
 
-def _blocks(data: ReportData) -> list[_Block]:
+def _blocks(data: ReportData) -> list[Block]:
     from emofuse.evaluation import plots
 
-    blocks: list[_Block] = [_Heading(1, f"Study `{data.name}`")]
+    blocks: list[Block] = [Heading(1, f"Study `{data.name}`")]
     if data.description:
-        blocks.append(_Para(data.description))
-    blocks.append(_Para(f"Produced by `{data.command or 'emofuse study'}` at commit `{data.commit}`, {data.created}. "
+        blocks.append(Para(data.description))
+    blocks.append(Para(f"Produced by `{data.command or 'emofuse study'}` at commit `{data.commit}`, {data.created}. "
                         "Every number below is measured from the run directories of this study; scores are "
                         "percentages: mean ± std over test folds (and seeds), 95 % interval = percentile bootstrap "
                         "over the pooled test predictions (1000 resamples)."))
     for note in data.notes:
-        blocks.append(_Para(f"**Note.** {note}"))
+        blocks.append(Para(f"**Note.** {note}"))
     for protocol in _protocols(data.rows):
         rows = [r for r in data.rows if r.protocol == protocol]
-        blocks.append(_Heading(2, f"{protocol} ({rows[0].dataset})"))
-        blocks.append(_Para(PROTOCOL_NOTES.get(protocol, "")))
-        table = _Table(["entry", "model", "WA %", "UA %", "macro-F1 %", "UA 95 % CI", "published (source column)",
+        blocks.append(Heading(2, f"{protocol} ({rows[0].dataset})"))
+        blocks.append(Para(PROTOCOL_NOTES.get(protocol, "")))
+        table = Table(["entry", "model", "WA %", "UA %", "macro-F1 %", "UA 95 % CI", "published (source column)",
                         "folds", "seeds", "train s", "device", "commit"], [])
         for r in rows:
             ci = r.ci95.get("ua", [float("nan")] * 2)
@@ -186,9 +155,9 @@ def _blocks(data: ReportData) -> list[_Block]:
         sources = sorted({ref["source"] + (f" ({ref['note']})" if ref.get("note") else "")
                           for r in rows for ref in r.references})
         if sources:
-            blocks.append(_Para("Published numbers: " + "; ".join(sources) + ". The bracket gives ours in the same "
+            blocks.append(Para("Published numbers: " + "; ".join(sources) + ". The bracket gives ours in the same "
                                 "metric and the difference (ours − published), in points."))
-        blocks.append(_Figure(f"compare-{protocol}", f"WA and UA per entry on {protocol} (bars: mean ± std over "
+        blocks.append(Figure(f"compare-{protocol}", f"WA and UA per entry on {protocol} (bars: mean ± std over "
                               "folds; diamonds: published numbers, on the bar of the metric they report)",
                               plots.comparison_chart(
                                   [r.entry for r in rows],
@@ -196,10 +165,10 @@ def _blocks(data: ReportData) -> list[_Block]:
                                    "UA": ([r.ua_mean for r in rows], [r.ua_std for r in rows])},
                                   title=f"{protocol}: model comparison", xlabel="%",
                                   published=_published_marks(rows))))
-        blocks.append(_Figure(f"per-class-{protocol}", f"Per-class F1 on {protocol} (pooled test predictions)",
+        blocks.append(Figure(f"per-class-{protocol}", f"Per-class F1 on {protocol} (pooled test predictions)",
                               plots.per_class_chart({r.entry: r.per_class_f1 for r in rows}, rows[0].labels,
                                                     title=f"{protocol}: per-class F1")))
-        blocks.append(_Figure(f"confusion-{protocol}", f"Confusion matrices on {protocol}, summed over folds and "
+        blocks.append(Figure(f"confusion-{protocol}", f"Confusion matrices on {protocol}, summed over folds and "
                               "seeds, row-normalised (% of each true class)",
                               plots.confusion_grid({r.entry: r.confusion for r in rows},
                                                    {r.entry: r.labels for r in rows},
@@ -210,24 +179,24 @@ def _blocks(data: ReportData) -> list[_Block]:
     if data.paired is not None and data.paired_config is not None:
         blocks += _paired_section(data.paired, data.paired_config)
     if data.disabled:
-        blocks.append(_Heading(2, "Entries not run"))
-        blocks.append(_Para("These entries are in the config with `enabled: false` (their models are not in the "
+        blocks.append(Heading(2, "Entries not run"))
+        blocks.append(Para("These entries are in the config with `enabled: false` (their models are not in the "
                             "registry yet, or they wait on them); they have no numbers here."))
-        blocks.append(_Table(["entry", "model / strategy", "what it is"],
+        blocks.append(Table(["entry", "model / strategy", "what it is"],
                              [[d["entry"], d["what"], d["description"]] for d in data.disabled]))
-    blocks.append(_Heading(2, "Reproduce"))
-    blocks.append(_Para(f"`{data.command or 'emofuse study CONFIG --out DIR'}` (resumable: finished cells are "
+    blocks.append(Heading(2, "Reproduce"))
+    blocks.append(Para(f"`{data.command or 'emofuse study CONFIG --out DIR'}` (resumable: finished cells are "
                         "skipped). Run directories, with each fold's model, predictions and metrics, are under "
                         "`cells/<protocol>/<entry>/seed<k>/` of the study folder."))
     return blocks
 
 
-def _fusion_section(rows: Sequence[ReportRow]) -> list[_Block]:
+def _fusion_section(rows: Sequence[ReportRow]) -> list[Block]:
     fusions = [r for r in rows if r.kind == "fusion"]
     if not fusions:
         return []
     by_key = {(r.entry, r.protocol): r for r in rows}
-    table = _Table(["fusion", "protocol", "members (UA %)", "best member UA %", "fusion UA %", "Δ UA (points)",
+    table = Table(["fusion", "protocol", "members (UA %)", "best member UA %", "fusion UA %", "Δ UA (points)",
                     "folds above / level / below", "fusion macro-F1 %", "best member macro-F1 %"], [])
     for r in fusions:
         members = [by_key[(m, r.protocol)] for m in r.members if (m, r.protocol) in by_key]
@@ -239,8 +208,8 @@ def _fusion_section(rows: Sequence[ReportRow]) -> list[_Block]:
                            f"{_pct(best.ua_mean)} ({best.entry})", _pm(r.ua_mean, r.ua_std, r.n_folds),
                            f"{(r.ua_mean - best.ua_mean) * 100:+.1f}", _fold_tally(r, best), _pct(r.f1_mean),
                            _pct(best_f1)])
-    return [_Heading(2, "Fusion against its best member"),
-            _Para("Each fusion is fitted per fold on its members' **validation** predictions (temperatures, "
+    return [Heading(2, "Fusion against its best member"),
+            Para("Each fusion is fitted per fold on its members' **validation** predictions (temperatures, "
                   "weights, the stacker) and scored on the same test folds as its members; Δ is fusion UA minus "
                   "the best member's UA, both measured here. A negative Δ is reported as it is. The fold "
                   "count compares the two fold by fold (UA to 0.1 point): how often the fusion is above, level "
@@ -258,12 +227,12 @@ def _fold_tally(fusion: ReportRow, member: ReportRow) -> str:
     return f"{sum(g > 0 for g in gaps)} / {sum(g == 0 for g in gaps)} / {sum(g < 0 for g in gaps)}"
 
 
-def _fitted_section(rows: Sequence[ReportRow]) -> list[_Block]:
+def _fitted_section(rows: Sequence[ReportRow]) -> list[Block]:
     """Per fold, the weights a fitted fusion chose (and whether a stacker answered or its fallback)."""
     fitted = [r for r in rows if r.kind == "fusion" and r.fitted]
     if not fitted:
         return []
-    table = _Table(["fusion", "protocol", "members", "weights per fold (member order)", "stacker kept"], [])
+    table = Table(["fusion", "protocol", "members", "weights per fold (member order)", "stacker kept"], [])
     for r in fitted:
         def fold(f: dict[str, Any]) -> str:
             if f.get("stacker"):
@@ -273,16 +242,16 @@ def _fitted_section(rows: Sequence[ReportRow]) -> list[_Block]:
         stacker = [f["stacker"] for f in r.fitted if f.get("stacker") is not None]
         table.rows.append([r.entry, r.protocol, " + ".join(r.members), "; ".join(fold(f) for f in r.fitted),
                            f"{sum(stacker)} of {len(stacker)} folds" if stacker else "—"])
-    return [_Heading(2, "What the fitted fusions chose"),
-            _Para("Weights fitted on each fold's validation predictions, one per member in the order listed "
+    return [Heading(2, "What the fitted fusions chose"),
+            Para("Weights fitted on each fold's validation predictions, one per member in the order listed "
                   "(a stacking fusion shows the weights of its fallback, the weighted average it answers with "
                   "when its stacker does not beat that average on held-out validation data)."),
             table]
 
 
-def _gap_section(rows: Sequence[ReportRow]) -> list[_Block]:
+def _gap_section(rows: Sequence[ReportRow]) -> list[Block]:
     leaky = {r.entry: r for r in rows if r.leaky}
-    table = _Table(["entry", "leaky protocol", "UA % leaky", "speaker-independent protocol", "UA % independent",
+    table = Table(["entry", "leaky protocol", "UA % leaky", "speaker-independent protocol", "UA % independent",
                     "gap (points)"], [])
     for r in rows:
         if r.leaky or r.entry not in leaky or r.dataset != leaky[r.entry].dataset or r.dataset == "fer2013":
@@ -292,17 +261,17 @@ def _gap_section(rows: Sequence[ReportRow]) -> list[_Block]:
                            _pm(r.ua_mean, r.ua_std, r.n_folds), f"{(other.ua_mean - r.ua_mean) * 100:+.1f}"])
     if not table.rows:
         return []
-    return [_Heading(2, "Leaky vs speaker-independent"),
-            _Para("The same model and recipe on a random clip split (the same actors in train and test) and on "
+    return [Heading(2, "Leaky vs speaker-independent"),
+            Para("The same model and recipe on a random clip split (the same actors in train and test) and on "
                   "speaker-independent folds. The gap is how much a random split flatters a model: published "
                   "random-split numbers are not comparable with speaker-independent ones."), table]
 
 
-def _paired_section(paired: dict[str, Any], cfg: dict[str, Any]) -> list[_Block]:
+def _paired_section(paired: dict[str, Any], cfg: dict[str, Any]) -> list[Block]:
     from emofuse.evaluation import plots
 
     methods = paired["methods"]
-    table = _Table(["method", "WA %", "UA %", "macro-F1 %"], [])
+    table = Table(["method", "WA %", "UA %", "macro-F1 %"], [])
     n = int(cfg["pairings"])
     for name, s in methods.items():
         table.rows.append([name, _pm(s["wa_mean"], s["wa_std"], n), _pm(s["ua_mean"], s["ua_std"], n),
@@ -310,26 +279,26 @@ def _paired_section(paired: dict[str, Any], cfg: dict[str, Any]) -> list[_Block]
     counts = paired["missing_modality_rows"]
     full = [m for m in methods if "(missing)" not in m]
     return [
-        _Heading(2, "Voice + face, paired by emotion (synthetic pairs)"),
-        _Para(f"No paired audio-visual data is available, so each RAVDESS test clip of `{cfg['voice']}` "
+        Heading(2, "Voice + face, paired by emotion (synthetic pairs)"),
+        Para(f"No paired audio-visual data is available, so each RAVDESS test clip of `{cfg['voice']}` "
               f"({cfg['voice_protocol']}) is paired with a random FER2013 PrivateTest face of the same emotion "
               f"scored by `{cfg['face']}` ({cfg['face_protocol']}), in the shared 7-class space (calm counts as "
               f"neutral); validation clips pair with PublicTest faces, on which fusion is fitted. "
               f"{cfg['pairings']} random pairings; mean ± std over pairings of the fold-averaged scores; "
               f"{paired['n_test_per_pairing']} test pairs per pairing."),
-        _Para("**What this shows:** that fusion works end to end across label sets, how much each strategy gains "
+        Para("**What this shows:** that fusion works end to end across label sets, how much each strategy gains "
               "when the two members' errors are independent given the emotion, and that it carries on when a "
               "modality is missing. **What it does not show:** real audio-visual fusion performance. In a real "
               "recording the voice and the face belong to the same person at the same moment and their errors "
               "are correlated, so real gains are smaller; these numbers are an upper bound on what late fusion "
               "of these two members could add, not an estimate of it."),
         table,
-        _Para(f"Rows marked *(missing)*: the same test pairs with the face dropped for {cfg['missing_face']:.0%} "
+        Para(f"Rows marked *(missing)*: the same test pairs with the face dropped for {cfg['missing_face']:.0%} "
               f"and the voice for {cfg['missing_voice']:.0%} of samples (disjoint); fusion renormalises over what is "
               f"present (over all pairings: {counts['both']} samples fused from both, {counts['voice only']} from "
               f"voice only, {counts['face only']} from face only). A single member that is missing cannot answer; "
               "its rows are scored as a uniform guess."),
-        _Figure("paired", "Paired-by-emotion: UA (mean ± std over pairings)",
+        Figure("paired", "Paired-by-emotion: UA (mean ± std over pairings)",
                 plots.comparison_chart(full, {"UA": ([methods[m]["ua_mean"] for m in full],
                                                      [methods[m]["ua_std"] for m in full])},
                                        title="voice + face, paired by emotion", xlabel="UA %")),
@@ -339,71 +308,12 @@ def _paired_section(paired: dict[str, Any], cfg: dict[str, Any]) -> list[_Block]
 # --- rendering ---------------------------------------------------------------------------------------
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(blocks: Sequence[_Block], *, figure_dir: str = "figures") -> str:
-    lines: list[str] = []
-    for block in blocks:
-        if isinstance(block, _Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
-        elif isinstance(block, _Para):
-            if block.text:
-                lines += [block.text, ""]
-        elif isinstance(block, _Table):
-            lines.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
-            lines.append("|" + "---|" * len(block.header))
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-            lines.append("")
-        else:
-            lines += [f"![{block.caption}]({figure_dir}/{block.name}.png)", "", f"*{block.caption}*", ""]
-    return "\n".join(lines)
-
-
-def _inline(text: str) -> str:
-    """Escape, then render the two bits of markdown the report uses: **bold** and `code`."""
-    import re
-
-    out = html.escape(text)
-    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
-    out = re.sub(r"`(.+?)`", r"<code>\1</code>", out)
-    return re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", out)
-
-
-_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
-color:#222;line-height:1.45}table{border-collapse:collapse;margin:1em 0;font-size:.85em}th,td{border:1px solid #ccc;
-padding:.3em .5em;text-align:left}th{background:#f3f3f3}tr:nth-child(even){background:#fafafa}
-figure{margin:1em 0}figcaption{font-size:.85em;color:#555}img{max-width:100%}code{background:#f3f3f3;padding:0 .2em}"""
-
-
-def render_html(blocks: Sequence[_Block], *, title: str) -> str:
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body>"]
-    for block in blocks:
-        if isinstance(block, _Heading):
-            parts.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
-        elif isinstance(block, _Para):
-            if block.text:
-                parts.append(f"<p>{_inline(block.text)}</p>")
-        elif isinstance(block, _Table):
-            head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
-            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        else:
-            data = base64.b64encode(block.png).decode("ascii")
-            parts.append(f"<figure><img alt='{html.escape(block.caption, quote=True)}' "
-                         f"src='data:image/png;base64,{data}'><figcaption>{_inline(block.caption)}</figcaption></figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
 def write_report(data: ReportData, out: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` + ``figures/*.png`` and a self-contained ``report.html`` under ``out``."""
     out = Path(out)
     blocks = _blocks(data)
     for block in blocks:
-        if isinstance(block, _Figure):
+        if isinstance(block, Figure):
             with atomic_write(out / "figures" / f"{block.name}.png", "wb") as handle:
                 handle.write(block.png)
     md, page = out / "report.md", out / "report.html"

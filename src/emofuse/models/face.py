@@ -89,7 +89,7 @@ class TorchFaceClassifier:
     def __init__(self, name: str, *, arch: str, arch_params: Mapping[str, Any] | None = None,
                  train: TrainConfig | None = None, augment: Any = None, tta: bool | str = True,
                  progress: bool = False) -> None:
-        from emofuse.training.augment import FaceAugmentConfig
+        from emofuse.training.face_augment import FaceAugmentConfig
 
         self.name = name
         self.arch = arch
@@ -125,7 +125,7 @@ class TorchFaceClassifier:
             X_val: Sequence[FaceInput] | np.ndarray | None = None, y_val: Sequence[str] | None = None,
             log_path: str | Path | None = None, state_dir: str | Path | None = None) -> TorchFaceClassifier:
         from emofuse.errors import ConfigError
-        from emofuse.training.augment import augment_faces, mix_faces
+        from emofuse.training.face_augment import augment_faces, mix_faces
         from emofuse.training.loop import fit
 
         if X_val is None or y_val is None:
