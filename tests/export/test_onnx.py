@@ -84,7 +84,7 @@ def small_model(name: str, tiny_bert: Path | None = None) -> Any:
                 for e in (load_whisper_encoder(m) for m in model.features.models))
         model.head_, model.C_ = _random_head(d, rng), 1.0
     elif cls == "FerMiniXception":
-        from emofuse.models.face_peer import MiniXception
+        from emofuse.models.face_peer_net import MiniXception
 
         model = create_model(name)
         model.net_, model.source_ = MiniXception().eval(), {"file": "random", "sha256": ""}

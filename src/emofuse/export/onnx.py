@@ -154,7 +154,7 @@ def build_graph(model: Any) -> GraphSpec:
                          [GraphInput("faces", faces, {0: "batch"}, "uint8")], "face_crops")
     if cls == "FerMiniXception":
         from emofuse.labels import alignment_matrix
-        from emofuse.models.face_peer import FER_CLASS_ORDER, INPUT_SIDE
+        from emofuse.models.face_peer_net import FER_CLASS_ORDER, INPUT_SIDE
 
         x = torch.rand(batch, 1, INPUT_SIDE, INPUT_SIDE) * 2 - 1
         return GraphSpec(g.AlignedSoftmaxGraph(model.net_, alignment_matrix(FER_CLASS_ORDER, model.labels_)),

