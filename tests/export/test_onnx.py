@@ -91,7 +91,7 @@ def small_model(name: str, tiny_bert: Path | None = None) -> Any:
         model.labels_ = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise")
         return model  # it predicts all seven FER classes: a label set with calm gets a column of zeros
     elif cls == "TextBiGRU":
-        from emofuse.models.text import Vocabulary
+        from emofuse.models.text_nets import Vocabulary
 
         model = create_model(name, embed_dim=16, hidden=16)
         model.vocab_ = Vocabulary(("what", "a", "day", "i", "am", "so", "happy", "sad", "!"))
@@ -100,7 +100,7 @@ def small_model(name: str, tiny_bert: Path | None = None) -> Any:
         model = create_model(name, encoder=str(tiny_bert))
         model.head_, model.C_ = _random_head(32, rng), 1.0
     elif cls == "TextEncoderFineTuned":
-        from emofuse.models.text import _build_finetune_net
+        from emofuse.models.text_nets import _build_finetune_net
 
         model = create_model(name, encoder=str(tiny_bert))
         model.net_ = _build_finetune_net(str(tiny_bert), len(LABELS), 0.1).eval()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from emofuse.models import MODELS, create_model
-from emofuse.models.text import EmbeddingCache, Vocabulary, embed_texts, tokenize
+from emofuse.models.text import EmbeddingCache, embed_texts, tokenize
+from emofuse.models.text_nets import Vocabulary
 
 LABELS = ("happy", "sad", "angry")
 WORDS = {"happy": ["wonderful", "great", "love", "joy", "yay"], "sad": ["miss", "lonely", "cry", "lost", "gone"],

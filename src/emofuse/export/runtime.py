@@ -117,7 +117,7 @@ def _preprocessor(kind: str, sidecar: dict[str, Any]) -> Callable[[Sequence[Any]
 
         return lambda X: {"pixels": preprocess(X)}
     if kind == "text_tokens":
-        from emofuse.models.text import Vocabulary
+        from emofuse.models.text_nets import Vocabulary
 
         vocab = Vocabulary(tuple(meta["features"]["vocabulary"]))
         max_tokens = int(meta["features"]["max_tokens"])

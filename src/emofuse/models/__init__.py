@@ -110,12 +110,12 @@ MODELS: dict[str, ModelSpec] = {
                                      "head": "projected", "dropout": 0.3,
                                      "train": {"epochs": 40, "patience": 12, "batch_size": 32, "lr": 1e-3,
                                                "weight_decay": 0.05}}),
-    "text_bigru": ModelSpec("emofuse.models.text:TextBiGRU", "words",
+    "text_bigru": ModelSpec("emofuse.models.text_nets:TextBiGRU", "words",
                             "word embeddings learnt from scratch, BiGRU, mean+max pooling"),
     "text_minilm": ModelSpec("emofuse.models.text:TextEncoderLogReg", "words",
                              "frozen all-MiniLM-L6-v2 sentence embeddings (or any transformers encoder), "
                              "logistic regression with C picked on validation data", {"encoder": "minilm"}),
-    "text_minilm_finetune": ModelSpec("emofuse.models.text:TextEncoderFineTuned", "words",
+    "text_minilm_finetune": ModelSpec("emofuse.models.text_nets:TextEncoderFineTuned", "words",
                                       "all-MiniLM-L6-v2 (or any transformers encoder) fine-tuned end to end "
                                       "with a linear head", {"encoder": "minilm"}),
     # Late fusion: X is a FusionInput (members' probabilities); fit on the members' validation predictions.
