@@ -101,9 +101,9 @@ def _va(row: dict) -> str:
 
 
 def leaky_split_tables() -> list[str]:
-    """The two studies of the leaky ravdess-random split: Whisper views, and fine-tuning base's top block."""
+    """Whisper views on the leaky ravdess-random split (fine-tuning base's top block: docs/words.md)."""
     parts = []
-    views_path, tune_path = RESULTS / "voice_random_views.json", RESULTS / "whisper_finetune_random.json"
+    views_path = RESULTS / "voice_random_views.json"
     if views_path.exists():
         views = json.loads(views_path.read_text())
         heads, averages = views["heads"], views["averages"]
@@ -123,34 +123,6 @@ def leaky_split_tables() -> list[str]:
             f"(`{best_val}`, {heads[best_val]['val']['ua']:.1f} % there) scores {heads[best_val]['test']['ua']:.1f} % "
             "on test. Whole clips beat trimmed ones here because the split shares recording sessions between "
             "training and test (silence, room and microphone can identify the session).\n"]
-    if tune_path.exists():
-        tune = json.loads(tune_path.read_text())
-        st, chosen, blend = tune["settings"], tune["fine_tuned"], tune["blend_with_frozen_heads"]
-        best = max(tune["epochs"], key=lambda e: e["test"]["ua"])
-        lines = ["| model | validation WA / UA % | test WA / UA % |", "|---|---|---|",
-                 f"| fine-tuned top block, epoch {chosen['epoch']} (chosen on validation) | {_va(chosen['val'])} | "
-                 f"{_va(chosen['test'])} |",
-                 f"| (best test epoch, {best['epoch']}: not a choice one can make) | {_va(best['val'])} | "
-                 f"{_va(best['test'])} |",
-                 f"| the four per-encoder frozen heads, averaged | {_va(blend['weights']['0.0']['val'])} | "
-                 f"{_va(blend['weights']['0.0']['test'])} |",
-                 f"| those + fine-tuned model at weight {blend['chosen_on_val']} (chosen on validation) | "
-                 f"{_va(blend['weights'][blend['chosen_on_val']]['val'])} | {_va(blend['test'])} |"]
-        parts += [
-            "\n### Voice: fine-tuning Whisper base's top block on `ravdess-random` "
-            "(`benchmarks/results/whisper_finetune_random.json`)\n\n",
-            f"Whisper {st['model']}'s last {st['blocks']} encoder block(s) and final layer norm trained (AdamW, "
-            f"one-cycle, peak {st['lr']:g}; head {st['head_lr']:g}; batch {st['batch_size']}; {st['epochs']} epochs) "
-            f"under a mean+std pooled linear head on the {tune['n_train']:,} training clips (silence trimmed; the "
-            f"input to the block is encoded once, {tune['extract_seconds']:.0f} s). {tune['train_seconds']:.0f} s of "
-            "training on the 2-core CPU. The epoch is chosen on validation UA.\n\n",
-            "\n".join(lines) + "\n\n",
-            f"Fine-tuning on a thousand clips overfits (training loss {tune['epochs'][-1]['train_loss']:.2f} by the "
-            "last epoch) and reads only the top layer, where the frozen heads read every layer's pooled states; "
-            f"alone it stays {blend['weights']['0.0']['test']['ua'] - chosen['test']['ua']:.1f} points below them, "
-            f"and blended in it changes their test UA by {blend['test']['ua'] - blend['weights']['0.0']['test']['ua']:+.1f} "
-            "points. Untried: the lower layers' pooled states beside the tuned block, several blocks, waveform "
-            "augmentation (a GPU-sized search).\n"]
     return parts
 
 
