@@ -93,3 +93,18 @@ def test_no_import_cycles_between_modules_or_packages():
     for package, targets in packages.items():
         targets.discard(package)
     assert _cycles(packages) == []
+
+
+def test_files_and_functions_stay_small():
+    """No source file over 400 lines; no function over 60 in study/, training/, cli/ (docs/architecture.md)."""
+    long_files = [f"{p.relative_to(ROOT)}: {n}" for p in sorted(ROOT.rglob("*.py"))
+                  if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400]
+    long_functions = []
+    for package in ("study", "training", "cli"):
+        for path in sorted((ROOT / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.end_lineno is None:
+                    continue
+                if (length := node.end_lineno - node.lineno + 1) > 60:
+                    long_functions.append(f"{path.relative_to(ROOT)}:{node.name}: {length}")
+    assert long_files == [] and long_functions == []
