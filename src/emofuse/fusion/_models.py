@@ -218,15 +218,22 @@ class LateFusion:
         del X_val, y_val  # the fit data *is* validation data; there is nothing to early-stop
         _check_input(X, self.name)
         self._check_params()
-        labels = tuple(labels)
-        y_idx = label_targets(y, labels)
-        group_idx = _group_index(groups, len(X))
-        self._fit_members(X, y_idx, labels)
-        self.labels_ = labels
-        self.weights_ = np.ones(len(self.members_))
+        y_idx, group_idx = self._start_fit(X, y, labels, groups)
         if self.strategy == "weighted":
             self.weights_ = self._search_weights(self._align(X), y_idx, group_idx)
         return self
+
+    def _start_fit(self, X: FusionInput, y: Sequence[str], labels: Sequence[str],
+                   groups: Sequence[Any] | np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """What every fit does first: the members' temperatures, the labels, equal weights; returns the
+        targets and each sample's group index."""
+        fit_labels = tuple(labels)
+        y_idx = label_targets(y, fit_labels)
+        group_idx = _group_index(groups, len(X))
+        self._fit_members(X, y_idx, fit_labels)
+        self.labels_ = fit_labels  # only once the members are fitted: a failed fit leaves no fitted state
+        self.weights_ = np.ones(len(self.members_))
+        return y_idx, group_idx
 
     def _search_weights(self, aligned: Aligned, y_idx: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         return search_weights(aligned, y_idx, len(self.labels_), objective=self.objective,

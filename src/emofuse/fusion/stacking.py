@@ -11,8 +11,8 @@ import numpy as np
 
 from emofuse.evaluation.metrics import beats_by_se
 from emofuse.fusion._core import Aligned, FusionError, combine
-from emofuse.fusion._models import FusionInput, LateFusion, _check_input, _group_index, search_weights
-from emofuse.models.base import check_fitted, label_targets
+from emofuse.fusion._models import FusionInput, LateFusion, _check_input, search_weights
+from emofuse.models.base import check_fitted
 
 
 class StackingFusion(LateFusion):
@@ -80,12 +80,8 @@ class StackingFusion(LateFusion):
 
         del X_val, y_val
         _check_input(X, self.name)
-        labels = tuple(labels)
-        y_idx = label_targets(y, labels)
-        group_idx = _group_index(groups, len(X))
-        self._fit_members(X, y_idx, labels)
-        self.labels_ = labels
-        self.weights_ = np.ones(len(self.members_))
+        y_idx, group_idx = self._start_fit(X, y, labels, groups)
+        labels = self.labels_
         aligned = self._align(X)
         feats, targets = [], []
         for mask in self._masks(len(self.members_)):
