@@ -227,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not CHROMIUM.is_file():
         raise SystemExit(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set EMOFUSE_CHROMIUM)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        raise SystemExit("benchmarks/page_live.py needs Playwright: pip install -e '.[dev]'") from None
+    for name, folder in (("--ravdess", args.ravdess), ("--fer2013", args.fer2013)):
+        if folder is not None and not folder.exists():
+            raise SystemExit(f"{name} {folder}: no such file or folder")
     from serve_load import free_port
 
     from emofuse._io import write_json
