@@ -125,9 +125,12 @@ def test_folded_batch_norms_give_the_same_answers():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is untouched
     frozen = net.for_inference()  # the CPU's: folded, and the body a frozen TorchScript graph
-    assert isinstance(frozen.backbone, torch.jit.ScriptModule)
-    for batch in (1, 4):  # traced on one face, any batch size
+    assert isinstance(frozen.backbone, fe.OneDnnGraph)
+    assert isinstance(frozen.backbone.graph, torch.jit.ScriptModule)
+    fusion_before = torch.jit.onednn_fusion_enabled()
+    for batch in (1, 4, 1, 4, 4, 4):  # traced on one face, any batch size; repeated calls run the fused graphs
         x = torch.rand(batch, 1, 48, 48, generator=generator)
         with torch.no_grad():
             torch.testing.assert_close(folded(x), net(x), atol=1e-3, rtol=1e-3)
             torch.testing.assert_close(frozen(x), folded(x), atol=1e-4, rtol=1e-4)
+    assert torch.jit.onednn_fusion_enabled() == fusion_before  # the process-wide switch is left as found
