@@ -7,8 +7,9 @@ scored on PrivateTest.
 Each model is scored alone, one pass and with flip TTA (the face and its mirror image averaged);
 then every registry fusion classifier (mean, weighted, max confidence, product, stacking) is fitted
 on the members' PublicTest probabilities (temperatures, weights, stacker) and scored on PrivateTest,
-once over all members and once over each pair. Members enter with flip TTA where ``--tta flip``.
-Writes ``benchmarks/results/face_ensemble.json``.
+once over all members and once over each pair. Members enter with flip TTA where ``--tta flip``;
+``--tta ten_crop`` gives the trained models ten views (four corner crops and the centre one, each
+mirrored: 10x the work) and the fer peer, which has no crop, its flip. Writes ``benchmarks/results/face_ensemble.json``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="FER2013: fer2013.csv or the image-folder form")
     parser.add_argument("--model", action="append", default=[], help="shipped, fer, or NAME=DIR (repeatable)")
-    parser.add_argument("--tta", choices=("none", "flip"), default="flip", help="members' views when fused")
+    parser.add_argument("--tta", choices=("none", "flip", "ten_crop"), default="flip", help="members' views when fused")
     parser.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -56,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         def views(faces: np.ndarray, tta: str, m=model) -> np.ndarray:
             if tta == "none":
                 return aligned_proba(m, faces)
+            if tta == "ten_crop" and hasattr(m, "tta"):  # the trained models: crops of their training size
+                return aligned_proba(m, faces, tta="ten_crop")
             return (aligned_proba(m, faces) + aligned_proba(m, faces[:, :, ::-1].copy())) / 2
         single[name] = {}
-        for tta in ("none", "flip"):
+        for tta in dict.fromkeys(("none", "flip", args.tta)):
             single[name][tta] = _score(views(private, tta), y_private)
             print(f"{name:28s} tta={tta:5s} PrivateTest accuracy {single[name][tta]['accuracy']:.4f}", flush=True)
         member_probs["PublicTest"][name] = views(public, args.tta)

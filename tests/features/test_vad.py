@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from emofuse.data.synthetic import non_speech_sounds, voiced_clip
-from emofuse.features.vad import SILERO_WINDOW, check_speech, silero_model, utterance_span
+from emofuse.features.vad import (
+    SILERO_WINDOW,
+    SileroStream,
+    check_speech,
+    silero_model,
+    silero_probabilities,
+    utterance_span,
+)
 
 needs_silero = pytest.mark.skipif(silero_model() is None, reason="Silero VAD needs faster-whisper and onnxruntime")
 
@@ -106,3 +113,29 @@ def test_an_utterance_ends_with_a_pause_or_its_length_or_a_flush():
         2 * SILERO_WINDOW, 6 * SILERO_WINDOW)
     padded = utterance_span(_probs("#####" + "." * 20), pause_s=pause, max_s=6.0, pad_seconds=0.1)
     assert padded == (0, 5 * SILERO_WINDOW + 1600)
+
+
+@needs_silero
+def test_a_stream_gets_one_pass_of_silero_in_pieces(tmp_path):
+    """Chunks of any size, resent from the last window seen, give the probabilities of one pass over
+    the whole stream; a gap restarts on the grid; windows before the one asked for are forgotten."""
+    speech = _espeak("Good morning. I am very happy to see you again.", tmp_path)
+    y = np.concatenate([np.zeros(5000, np.float32), speech, np.zeros(9000, np.float32)])
+    whole = silero_probabilities(y[: len(y) // SILERO_WINDOW * SILERO_WINDOW])
+    vad = SileroStream()
+    received = 0
+    for size in (700, 3000, 10, 4096, 20_000, 100_000):  # none a whole number of windows
+        received = min(len(y), received + size)
+        start = vad.next_window * SILERO_WINDOW
+        vad.extend(start, y[start:received])
+    assert vad.next_window == len(whole)
+    np.testing.assert_allclose(vad.since(0), whole, atol=0.01)
+    assert whole.max() > 0.5  # the speech is heard
+    tail = vad.since(40)
+    assert vad.first_window == 40 and len(tail) == len(whole) - 40
+    np.testing.assert_allclose(tail, whole[40:], atol=0.01)
+    vad.extend(len(y) + 1000, np.zeros(3000, np.float32))  # audio lost in between: a fresh start on the grid
+    restart = -(-(len(y) + 1000) // SILERO_WINDOW)
+    assert vad.first_window == restart
+    assert len(vad.since(0)) == (len(y) + 1000 + 3000 - restart * SILERO_WINDOW) // SILERO_WINDOW
+

@@ -88,6 +88,62 @@ def silero_probabilities(y: np.ndarray) -> np.ndarray | None:
     return np.asarray(model(padded), dtype=np.float64).reshape(-1)
 
 
+class SileroStream:
+    """Silero's speech probabilities over a live stream, each 32 ms window computed once.
+
+    Windows sit on a fixed grid from the stream's first sample (window ``k``: samples ``512 k`` to
+    ``512 (k + 1)``). :meth:`extend` runs the model on the whole windows it has not seen yet, carrying
+    its recurrent state and 64-sample context across calls, so the answers are those of one pass over
+    the stream (to float rounding), at the cost of only the new audio. Audio that has left the
+    caller's buffer before it was looked at restarts the state at the next window it has.
+    Not thread-safe: one stream, one caller at a time. ``available`` is False without Silero.
+    """
+
+    CONTEXT = 64  # samples of the previous window the v6 model sees with each window
+
+    def __init__(self) -> None:
+        self.model = silero_model()
+        self.first_window = 0  # the grid index of probs[0]
+        self.probs = np.zeros(0, np.float64)
+        self._state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (h, c, context)
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+    @property
+    def next_window(self) -> int:
+        """The grid index of the first window not computed yet."""
+        return self.first_window + len(self.probs)
+
+    def extend(self, start: int, audio: np.ndarray) -> None:
+        """Take ``audio``, the stream's samples from sample ``start`` on, and compute its new whole windows."""
+        if self.model is None:
+            return
+        begin = self.next_window * SILERO_WINDOW
+        if start > begin:  # a gap: restart on the grid
+            self.first_window = -(-start // SILERO_WINDOW)
+            self.probs = np.zeros(0, np.float64)
+            self._state = None
+            begin = self.first_window * SILERO_WINDOW
+        n = (start + len(audio) - begin) // SILERO_WINDOW
+        if n <= 0:
+            return
+        windows = np.asarray(audio[begin - start : begin - start + n * SILERO_WINDOW], np.float32).reshape(n, -1)
+        h, c, context = self._state or (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32),
+                                         np.zeros(self.CONTEXT, np.float32))
+        contexts = np.concatenate([context[None], windows[:-1, -self.CONTEXT :]])
+        out, h, c = self.model.session.run(None, {"input": np.concatenate([contexts, windows], axis=1), "h": h, "c": c})
+        self._state = (h, c, windows[-1, -self.CONTEXT :].copy())
+        self.probs = np.concatenate([self.probs, np.asarray(out, np.float64).reshape(-1)])
+
+    def since(self, window: int) -> np.ndarray:
+        """The probabilities of windows ``window`` on (computed ones only); earlier ones are forgotten."""
+        drop = min(max(0, window - self.first_window), len(self.probs))
+        self.probs, self.first_window = self.probs[drop:], self.first_window + drop
+        return self.probs[max(0, window - self.first_window) :]
+
+
 def speech_span(y: np.ndarray, *, threshold: float = STRONG_SPEECH, pad_seconds: float = 0.1) -> tuple[int, int] | None:
     """Sample range ``(start, stop)`` from the first to the last 32 ms window Silero hears as speech
     (probability >= ``threshold``), widened by ``pad_seconds`` each side; None without Silero or speech.

@@ -22,6 +22,7 @@ from fastapi import WebSocket
 
 from emofuse.errors import DataError
 from emofuse.features.audio import SAMPLE_RATE_HZ
+from emofuse.features.vad import SILERO_WINDOW, STRONG_SPEECH, SileroStream, utterance_span
 from emofuse.inference.fusion import fuse_modalities
 from emofuse.inference.predictor import Predictor
 from emofuse.inference.results import ModalityResult, Segment, status_only
@@ -49,6 +50,7 @@ class StreamSession:
         self.audio_at_voice = 0  # audio_total when voice last ran
         self.audio_at_speaker = 0  # audio_total when a window last joined the speaker statistics
         self.words_from = 0  # the first sample not yet looked at (or transcribed) for words
+        self.vad = SileroStream()  # speech probabilities of the stream so far, for the words loop
         self.speaker = predictor.new_speaker() if settings.stream_adapt_speaker else None
         self.last_audio_time = 0.0
         self.pending_frame: tuple[bytes, float] | None = None
@@ -235,50 +237,57 @@ class StreamSession:
 
     async def words_step(self) -> None:
         s = self.settings
-        first, audio = self.audio_since(self.words_from)
+        # Silero has seen everything before its next window: only the audio from there on is needed.
+        look_from = min(self.words_from, self.vad.next_window * SILERO_WINDOW) if self.vad.available else self.words_from
+        first, audio = self.audio_since(look_from)
         flush = time.perf_counter() - self.last_audio_time > 2 * s.stream_words_pause_s  # the microphone stopped
         try:
-            found = await self.lanes.words.run(_utterance_words, self.predictor, audio, pause_s=s.stream_words_pause_s,
-                                               max_s=s.stream_transcribe_window_s, flush=flush,
-                                               every_s=s.stream_transcribe_every_s)
+            found = await self.lanes.words.run(_utterance_words, self.predictor, self.vad, first, audio, self.words_from,
+                                               pause_s=s.stream_words_pause_s, max_s=s.stream_transcribe_window_s,
+                                               flush=flush, every_s=s.stream_transcribe_every_s)
         except (Overloaded, TimeoutError):
             self.words = status_only("unavailable", "server busy: speech-to-text skipped")
             return
-        if isinstance(found, int):  # nothing finished: skip what can no longer start an utterance
-            self.words_from = max(self.words_from, first + found)
+        if isinstance(found, int):  # nothing finished: the first sample that can still start an utterance
+            self.words_from = max(self.words_from, found)
             return
         (start, stop), words, segments = found
-        self.words_from = first + stop
+        self.words_from = stop
         self.words = words
-        heard = self.arrival_time(first + stop - 1)
+        heard = self.arrival_time(stop - 1)
         await self.send({"type": "transcript", "t": self.now(), "text": words.text or "", "status": words.status,
                          "segments": [seg.__dict__ for seg in segments],
-                         "utterance_s": [round((first + start) / SAMPLE_RATE_HZ, 3),
-                                         round((first + stop) / SAMPLE_RATE_HZ, 3)],
+                         "utterance_s": [round(start / SAMPLE_RATE_HZ, 3), round(stop / SAMPLE_RATE_HZ, 3)],
                          "delay_ms": None if heard is None else round((time.perf_counter() - heard) * 1000, 1)})
 
 
-def _utterance_words(predictor: Predictor, audio: np.ndarray, *, pause_s: float, max_s: float, flush: bool,
+def _utterance_words(predictor: Predictor, vad: SileroStream, first: int, audio: np.ndarray, words_from: int, *,
+                     pause_s: float, max_s: float, flush: bool,
                      every_s: float) -> tuple[tuple[int, int], ModalityResult, list[Segment]] | int:
-    """The words of the first finished utterance in ``audio``: ``((start, stop), words, segments)``;
-    or, when none has finished, how many leading samples may be skipped next time (silence before any
-    speech, keeping the last pause's worth). Without Silero, everything is transcribed every ``every_s``."""
-    from emofuse.features.vad import STRONG_SPEECH, silero_probabilities, utterance_span
-
-    probs = silero_probabilities(audio)
-    if probs is None:
-        if len(audio) < every_s * SAMPLE_RATE_HZ and not flush:
-            return 0
-        span: tuple[int, int] | None = (0, len(audio))
-    else:
+    """The words of the first finished utterance from stream sample ``words_from`` on, ``audio`` being
+    the stream from sample ``first``: ``((start, stop), words, segments)`` in stream samples; or, when
+    none has finished, the first sample that can still start one (silence before any speech is
+    skipped, keeping the last pause's worth). Silero sees each 32 ms once (``vad`` keeps its state
+    between calls); without it, everything is transcribed every ``every_s``."""
+    words_from = max(words_from, first)
+    if vad.available:
+        vad.extend(first, audio)
+        window = -(-words_from // SILERO_WINDOW)
+        probs = vad.since(window)
+        base = window * SILERO_WINDOW
+        audio = audio[base - first : base - first + len(probs) * SILERO_WINDOW]
         span = utterance_span(probs, pause_s=pause_s, max_s=max_s, flush=flush)
-    if span is None:
-        voiced = np.flatnonzero(probs >= STRONG_SPEECH) if probs is not None else np.array([], int)
-        if len(voiced):
-            return 0  # an utterance has begun: keep it all
-        return max(0, len(audio) - int(pause_s * SAMPLE_RATE_HZ))
+        if span is None:
+            if (probs >= STRONG_SPEECH).any():
+                return words_from  # an utterance has begun: keep it all
+            return max(words_from, base + len(audio) - int(pause_s * SAMPLE_RATE_HZ))
+    else:
+        base, audio = words_from, audio[words_from - first :]
+        if len(audio) < every_s * SAMPLE_RATE_HZ and not flush:
+            return words_from
+        span = (0, len(audio))
     words, segments = predictor.transcribe(audio[span[0] : span[1]])
-    return (span[0], min(span[1], len(audio))), words, segments
+    return (base + span[0], base + min(span[1], len(audio))), words, segments
 
 
 def _face_of_jpeg(predictor: Predictor, data: bytes) -> ModalityResult:
