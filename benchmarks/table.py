@@ -148,21 +148,27 @@ def face_robustness_table() -> list[str]:
 
 
 def face_ensemble_tables() -> list[str]:
-    data = _result("face_ensemble.json")
-    if data is None:
-        return []
-    single = ["| model | one pass acc % | UA % | flip TTA acc % | UA % |", "|---|---|---|---|---|"]
-    for name, row in data["single"].items():
-        single.append(f"| {name} | {pct(row['none']['accuracy'])} | {pct(row['none']['ua'])} | "
-                      f"{pct(row['flip']['accuracy'])} | {pct(row['flip']['ua'])} |")
-    fused = ["| members | fusion | PrivateTest acc % | UA % | macro-F1 % |", "|---|---|---|---|---|"]
-    for row in sorted(data["fused"], key=lambda r: -r["accuracy"]):
-        fused.append(f"| {' + '.join(row['members'])} | {row['fusion']} | {pct(row['accuracy'])} | {pct(row['ua'])} | "
-                     f"{pct(row['macro_f1'])} |")
-    return ["\n### Face models alone and fused: fitted on PublicTest, scored on PrivateTest "
-            "(`benchmarks/results/face_ensemble.json`)\n", "\n".join(single) + "\n\n",
-            f"Fused (members with {data['fused'][0]['member_tta'] if data['fused'] else '-'} TTA):\n\n",
-            "\n".join(fused) + "\n"]
+    parts: list[str] = []
+    for file in ("face_ensemble.json", "face_ensemble_ten_crop.json"):
+        data = _result(file)
+        if data is None:
+            continue
+        views = [v for v in ("none", "flip", "ten_crop") if any(v in row for row in data["single"].values())]
+        title = {"none": "one pass", "flip": "flip TTA", "ten_crop": "ten-crop TTA"}
+        single = ["| model | " + " | ".join(f"{title[v]} acc % | UA %" for v in views) + " |",
+                  "|---" * (1 + 2 * len(views)) + "|"]
+        for name, row in data["single"].items():
+            single.append(f"| {name} | " + " | ".join(f"{pct(row[v]['accuracy'])} | {pct(row[v]['ua'])}"
+                                                      if v in row else "- | -" for v in views) + " |")
+        fused = ["| members | fusion | PrivateTest acc % | UA % | macro-F1 % |", "|---|---|---|---|---|"]
+        for row in sorted(data["fused"], key=lambda r: -r["accuracy"]):
+            fused.append(f"| {' + '.join(row['members'])} | {row['fusion']} | {pct(row['accuracy'])} | "
+                         f"{pct(row['ua'])} | {pct(row['macro_f1'])} |")
+        tta = data["fused"][0]["member_tta"] if data["fused"] else "-"
+        parts += [f"\n### Face models alone and fused, members with {tta} TTA: fitted on PublicTest, scored on "
+                  f"PrivateTest (`benchmarks/results/{file}`)\n", "\n".join(single) + "\n\n",
+                  f"Fused (members with {tta} TTA):\n\n", "\n".join(fused) + "\n"]
+    return parts
 
 
 def voice_robustness_table() -> list[str]:
