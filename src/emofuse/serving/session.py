@@ -274,7 +274,7 @@ def _utterance_words(predictor: Predictor, vad: SileroStream, first: int, audio:
         vad.extend(first, audio)
         window = -(-words_from // SILERO_WINDOW)
         probs = vad.since(window)
-        base = window * SILERO_WINDOW
+        base = max(window, vad.first_window) * SILERO_WINDOW  # where probs[0] starts
         audio = audio[base - first : base - first + len(probs) * SILERO_WINDOW]
         span = utterance_span(probs, pause_s=pause_s, max_s=max_s, flush=flush)
         if span is None:
