@@ -7,7 +7,7 @@ scored on PrivateTest.
 Each model is scored alone, one pass and with flip TTA (the face and its mirror image averaged);
 then every registry fusion classifier (mean, weighted, max confidence, product, stacking) is fitted
 on the members' PublicTest probabilities (temperatures, weights, stacker) and scored on PrivateTest,
-once over all members and once over each pair. Members enter with flip TTA where ``--tta flip``;
+over every group of two or more members. Members enter with flip TTA where ``--tta flip``;
 ``--tta ten_crop`` gives the trained models ten views (four corner crops and the centre one, each
 mirrored: 10x the work) and the fer peer, which has no crop, its flip. Writes ``benchmarks/results/face_ensemble.json``.
 """
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fused: list[dict[str, object]] = []
     names = list(models)
-    groups = [tuple(names)] + ([pair for pair in itertools.combinations(names, 2)] if len(names) > 2 else [])
+    groups = [group for size in range(len(names), 1, -1) for group in itertools.combinations(names, size)]
     labels = {name: FER7 for name in names}
     y_public_names = [FER7[i] for i in y_public]
     for members in groups:
