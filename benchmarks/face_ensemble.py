@@ -65,7 +65,9 @@ def _cached(folder: str | None, where: str, faces: np.ndarray, tta: str, compute
         return np.load(path)
     probs = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, probs)
+    partial = path.with_suffix(".partial.npy")
+    np.save(partial, probs)
+    partial.replace(path)  # whole or absent: an interrupted run leaves nothing a rerun would read
     return probs
 
 

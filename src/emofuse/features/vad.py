@@ -102,7 +102,10 @@ class SileroStream:
     CONTEXT = 64  # samples of the previous window the v6 model sees with each window
 
     def __init__(self) -> None:
-        self.model = silero_model()
+        model = silero_model()
+        # The ONNX session inside faster-whisper's wrapper runs the windows with our state: without it
+        # (another faster-whisper), the words loop falls back to its clock as without Silero.
+        self.model = model if hasattr(model, "session") else None
         self.first_window = 0  # the grid index of probs[0]
         self.probs = np.zeros(0, np.float64)
         self._state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (h, c, context)
